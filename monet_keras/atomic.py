@@ -1,0 +1,38 @@
+"""Write files so that a crash never leaves a half-written file under the final name."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    ``suffix`` keeps the extension some writers insist on (Keras wants ``.keras``).
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part", dir=directory)
+    os.close(fd)
+    if suffix:
+        # Some writers refuse names that do not end in their extension.
+        os.remove(tmp)
+        tmp = tmp[: -len(".part")]
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Atomically replace ``path`` with ``text``."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
