@@ -1,0 +1,87 @@
+"""Where we run: distribution strategy, precision, seeds and the Kaggle data folder."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+from monet_keras.errors import MonetKerasError
+
+KAGGLE_INPUT = "/kaggle/input/gan-getting-started"
+KAGGLE_WORKING = "/kaggle/working"
+
+
+def on_kaggle():
+    return os.path.isdir("/kaggle/input") or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+
+
+def detect_tpu():
+    """A connected TPUClusterResolver, or None when no TPU is reachable."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    except (ValueError, KeyError, RuntimeError):
+        return None
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError):
+        return None
+    return resolver
+
+
+def pick_strategy(verbose=True):
+    """TPUStrategy on a TPU, MirroredStrategy on several GPUs, else the default strategy."""
+    resolver = detect_tpu()
+    if resolver is not None:
+        strategy = tf.distribute.TPUStrategy(resolver)
+        kind = f"TPU ({strategy.num_replicas_in_sync} cores)"
+    else:
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            strategy = tf.distribute.MirroredStrategy()
+            kind = f"{len(gpus)} GPUs (MirroredStrategy)"
+        else:
+            strategy = tf.distribute.get_strategy()
+            kind = "1 GPU" if gpus else "CPU"
+    if verbose:
+        print(f"strategy: {kind}, {strategy.num_replicas_in_sync} replica(s)")
+    return strategy
+
+
+def device_class(strategy=None):
+    """``"tpu"``, ``"gpu"`` or ``"cpu"``: what the strategy runs on."""
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return "tpu"
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def resolve_precision(precision, strategy=None):
+    """``"auto"`` -> ``mixed_bfloat16`` on TPU, ``float32`` elsewhere; else the named policy."""
+    if precision == "auto":
+        return "mixed_bfloat16" if device_class(strategy) == "tpu" else "float32"
+    return precision
+
+
+def set_seed(seed):
+    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def find_data_dir(explicit=None, strategy=None):
+    """The competition data: ``explicit`` if given, the Kaggle input folder, or None.
+
+    On a TPU the data must come from GCS: the path from ``KaggleDatasets().get_gcs_path()``.
+    """
+    if explicit:
+        if not (explicit.startswith("gs://") or os.path.isdir(explicit)):
+            raise MonetKerasError(f"data folder not found: {explicit}")
+        return explicit
+    if os.path.isdir(KAGGLE_INPUT):
+        if device_class(strategy) == "tpu":
+            try:
+                from kaggle_datasets import KaggleDatasets  # available on Kaggle only
+                return KaggleDatasets().get_gcs_path("gan-getting-started")
+            except ImportError:
+                pass
+        return KAGGLE_INPUT
+    return None

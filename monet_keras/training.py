@@ -1,0 +1,196 @@
+"""One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; and the ``train`` CLI.
+
+RUN_DIR receives ``config.json``, ``history.csv``, ``samples/``, ``checkpoints/``,
+``learning_curves.png`` and ``monet_generator.keras`` (plain Keras layers only, so it loads with
+``keras.saving.load_model`` without this package). Running again on the same RUN_DIR resumes
+from the last finished epoch with model and optimizer state.
+"""
+
+import dataclasses
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from monet_keras import callbacks as cb
+from monet_keras import data, networks, plots, runtime
+from monet_keras.atomic import atomic_path, write_text
+from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.cyclegan import CycleGAN
+from monet_keras.errors import MonetKerasError
+
+GENERATOR_FILE = "monet_generator.keras"
+SAMPLE_COUNT = 4
+
+# Fields that change the model or the data it sees: a run cannot resume under different ones.
+_RESUME_INVARIANT = ("image_size", "base_filters", "sampling", "batch_size", "seed", "holdout_monet")
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: str
+    generator_path: str
+    history: list
+    epochs_trained: int  # in this call (0 when the run was already complete)
+    resumed_from: int
+    seconds: float
+
+
+def _optimizer(config):
+    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+
+
+def build_networks(config):
+    """The four networks of ``config``, each initialised from its own seed."""
+    size, base, seed = config.image_size, config.base_filters, config.seed
+    return dict(
+        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator"),
+        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator"),
+        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator"),
+        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator"),
+    )
+
+
+def build_gan(config, strategy=None):
+    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        gan = CycleGAN(
+            **build_networks(config),
+            lambda_cycle=config.lambda_cycle,
+            lambda_identity=config.lambda_identity,
+            adversarial_loss=config.adversarial_loss,
+            cycle_noise_std=config.cycle_noise_std,
+            seed=config.seed,
+        )
+        jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
+        gan.compile(_optimizer(config), _optimizer(config), _optimizer(config), _optimizer(config),
+                    jit_compile=jit)
+        gan.build_optimizers()
+    return gan
+
+
+def save_generator(gan, config, path):
+    """Save G_monet as a standalone float32 ``.keras`` file, atomically."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        keras.saving.save_model(gan.monet_generator, tmp)
+    return path
+
+
+def _check_resumable(run_dir, config):
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    previous = ExperimentConfig.load(path)
+    for field in _RESUME_INVARIANT:
+        if getattr(previous, field) != getattr(config, field):
+            raise MonetKerasError(
+                f"{run_dir} holds a run with {field}={getattr(previous, field)!r}, not {getattr(config, field)!r}; "
+                f"use another --out or the same settings to resume")
+
+
+def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") -> RunResult:
+    """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one."""
+    config.validate()
+    start = time.time()
+    run_dir = config.out_dir
+    os.makedirs(run_dir, exist_ok=True)
+    _check_resumable(run_dir, config)
+    runtime.set_seed(config.seed)
+    strategy = strategy or runtime.pick_strategy(verbose=False)
+
+    train_data = data.training_data(config)
+    log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
+        f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
+        + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
+    write_text(os.path.join(run_dir, "config.json"), config.to_json())
+    if train_data.holdout_names:
+        write_text(os.path.join(run_dir, "holdout_monet.txt"), "\n".join(train_data.holdout_names) + "\n")
+
+    gan = build_gan(config, strategy)
+    checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    initial_epoch = cb.restore_latest(gan, checkpoint_dir, log=log)
+    if initial_epoch:
+        log(f"resuming {run_dir} from epoch {initial_epoch} of {config.epochs} "
+            f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
+    history_path = os.path.join(run_dir, "history.csv")
+
+    epochs_trained = 0
+    if initial_epoch < config.epochs:
+        photos = next(iter(data.load_images(train_data.photo, config.image_size).batch(SAMPLE_COUNT)))
+        callbacks = [
+            cb.StopOnNonFinite(train_data.steps_per_epoch),
+            cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),
+            cb.HistoryCSV(history_path, initial_epoch),
+            cb.SampleGrid(photos, os.path.join(run_dir, "samples")),
+            cb.Checkpoint(checkpoint_dir),
+        ]
+        # A finite dataset is re-iterated (and so reshuffled) every epoch only when fit is not
+        # given steps_per_epoch; a fixed steps_per_epoch comes with an endless dataset.
+        gan.fit(train_data.dataset, epochs=config.epochs, initial_epoch=initial_epoch,
+                steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+        epochs_trained = config.epochs - initial_epoch
+    else:
+        log(f"{run_dir} already finished {initial_epoch} epochs; nothing to train")
+
+    history = cb.read_history(history_path)
+    if history:
+        plots.learning_curves(history, save_path=os.path.join(run_dir, "learning_curves.png"))
+    generator_path = save_generator(gan, config, os.path.join(run_dir, GENERATOR_FILE))
+    log(f"saved {generator_path}")
+    return RunResult(run_dir, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def config_from_args(args) -> ExperimentConfig:
+    """The variant, then ``--config`` file values, then explicit flags, then ``--set`` pairs."""
+    overrides = {}
+    if args.config:
+        overrides.update(ExperimentConfig.load(args.config).to_dict())
+        overrides.pop("variant", None)
+    for field in ("image_size", "epochs", "batch_size", "base_filters", "seed", "steps_per_epoch"):
+        value = getattr(args, field)
+        if value is not None:
+            overrides[field] = value
+    if args.data:
+        overrides["data_dir"] = args.data
+    if args.out:
+        overrides["out_dir"] = args.out
+    config = variant(args.variant).replace(**overrides).with_overrides(args.set or [])
+    if not config.data_dir:
+        found = runtime.find_data_dir()
+        if found is None:
+            raise MonetKerasError("no --data given and no Kaggle data at " + runtime.KAGGLE_INPUT)
+        config = config.replace(data_dir=found)
+    return config.validate()
+
+
+def add_config_arguments(parser):
+    parser.add_argument("--variant", default="Os", choices=list(VARIANTS), help="the report's model (default Os)")
+    parser.add_argument("--config", help="a config.json to start from (e.g. a previous run's)")
+    parser.add_argument("--image-size", type=int, dest="image_size")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, dest="batch_size")
+    parser.add_argument("--base-filters", type=int, dest="base_filters")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override any ExperimentConfig field, e.g. --set cycle_noise_std=0.08 (repeatable)")
+
+
+def _run_train(args):
+    config = config_from_args(args)
+    result = train(config)
+    print(f"done: {result.epochs_trained} epoch(s) in {result.seconds:.0f} s; outputs in {result.run_dir}")
+    return 0
+
+
+def register_cli(subparsers):
+    parser = subparsers.add_parser("train", help="train a CycleGAN variant on a Kaggle-layout folder",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="Kaggle-layout data folder (default: the Kaggle input folder)")
+    parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
+    add_config_arguments(parser)
+    parser.set_defaults(func=_run_train)
