@@ -110,9 +110,13 @@ class TrainingAugmentation(keras.layers.Layer):
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise MonetKerasError(f"bad parameter image_size={image_size!r}: expected a positive integer")
         if not 0 < crop_fraction <= 1:
-            raise MonetKerasError(f"bad parameter aug_crop_fraction={crop_fraction!r}: expected 0 < fraction <= 1")
+            raise MonetKerasError(
+                f"bad parameter aug_crop_fraction={crop_fraction!r}: expected 0 < fraction <= 1"
+            )
         if not 0 <= rotation <= 0.5:
-            raise MonetKerasError(f"bad parameter aug_rotation={rotation!r}: expected 0 <= fraction of a turn <= 0.5")
+            raise MonetKerasError(
+                f"bad parameter aug_rotation={rotation!r}: expected 0 <= fraction of a turn <= 0.5"
+            )
         self.image_size = image_size
         self.flip = bool(flip)
         self.crop_fraction = float(crop_fraction)
@@ -162,9 +166,13 @@ class TrainingAugmentation(keras.layers.Layer):
         }
 
 
-def build_augmenter(image_size, flip=True, crop_fraction=0.9, rotation=0.05, seed=None) -> TrainingAugmentation:
+def build_augmenter(
+    image_size, flip=True, crop_fraction=0.9, rotation=0.05, seed=None
+) -> TrainingAugmentation:
     """A :class:`TrainingAugmentation` layer with these settings."""
-    return TrainingAugmentation(image_size, flip=flip, crop_fraction=crop_fraction, rotation=rotation, seed=seed)
+    return TrainingAugmentation(
+        image_size, flip=flip, crop_fraction=crop_fraction, rotation=rotation, seed=seed
+    )
 
 
 def from_config(config):

@@ -149,9 +149,8 @@ def cutout_corners(batch_size, height, width, seed, ratio=CUTOUT_RATIO):
     """
     cut_h, cut_w = int(height * ratio), int(width * ratio)
     cy = tf.random.stateless_uniform([batch_size], seed, 0, height + 1 - cut_h % 2, dtype=tf.int32)
-    cx = tf.random.stateless_uniform(
-        [batch_size], tf.random.experimental.stateless_fold_in(seed, 1), 0, width + 1 - cut_w % 2, dtype=tf.int32
-    )
+    x_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+    cx = tf.random.stateless_uniform([batch_size], x_seed, 0, width + 1 - cut_w % 2, dtype=tf.int32)
     return cy - cut_h // 2, cx - cut_w // 2, cut_h, cut_w
 
 
@@ -208,4 +207,6 @@ def _mean(x, axis):
 
 def _check_static(x):
     if x.shape.rank != 4 or x.shape[1] is None or x.shape[2] is None:
-        raise MonetKerasError(f"DiffAugment needs NHWC images with static height and width, got shape {x.shape}")
+        raise MonetKerasError(
+            f"DiffAugment needs NHWC images with static height and width, got shape {x.shape}"
+        )

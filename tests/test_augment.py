@@ -158,7 +158,8 @@ def test_same_seed_same_augmentation():
 def test_get_config_round_trip():
     layer = build_augmenter(SIZE, flip=False, crop_fraction=0.8, rotation=0.1, seed=9)
     clone = TrainingAugmentation.from_config(layer.get_config())
-    assert (clone.image_size, clone.flip, clone.crop_fraction, clone.rotation, clone.seed) == (SIZE, False, 0.8, 0.1, 9)
+    settings = (clone.image_size, clone.flip, clone.crop_fraction, clone.rotation, clone.seed)
+    assert settings == (SIZE, False, 0.8, 0.1, 9)
 
 
 def test_from_config_follows_the_experiment_config():
@@ -166,7 +167,8 @@ def test_from_config_follows_the_experiment_config():
     config = ExperimentConfig(augment=True, image_size=64, aug_flip=False, aug_crop_fraction=0.7,
                               aug_rotation=0.02, seed=3)
     layer = augment.from_config(config)
-    assert (layer.image_size, layer.flip, layer.crop_fraction, layer.rotation, layer.seed) == (64, False, 0.7, 0.02, 3)
+    settings = (layer.image_size, layer.flip, layer.crop_fraction, layer.rotation, layer.seed)
+    assert settings == (64, False, 0.7, 0.02, 3)
     assert layer.crop_size == round(0.7 * 64)
 
 
@@ -196,7 +198,8 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations():
             layer = build_augmenter(32, seed=1)
         step = tf.function(lambda b: strategy.run(lambda x: layer(x, training=True), args=(b,)))
         x = np.repeat(np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32), 2, axis=0)
-        data = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(x).batch(2).repeat()))
+        dataset = tf.data.Dataset.from_tensor_slices(x).batch(2).repeat()
+        data = iter(strategy.experimental_distribute_dataset(dataset))
         first = [t.numpy() for t in strategy.experimental_local_results(step(next(data)))]
         second = [t.numpy() for t in strategy.experimental_local_results(step(next(data)))]
         assert first[0].shape == (1, 32, 32, 3)
@@ -205,7 +208,9 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations():
         print("OK")
     """)
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-2000:]
 
 
