@@ -23,6 +23,10 @@ def atomic_path(path, suffix=""):
         tmp = tmp[: -len(".part")]
     try:
         yield tmp
+        # mkstemp makes the file owner-only; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

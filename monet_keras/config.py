@@ -10,6 +10,7 @@ import json
 import os
 from typing import Optional
 
+from monet_keras.diffaugment import parse_policy
 from monet_keras.errors import MonetKerasError
 
 SAMPLINGS = ("over", "under")
@@ -115,6 +116,7 @@ class ExperimentConfig:
             bad("aug_rotation", "expected 0 <= fraction of a turn <= 0.5")
         if not 1 <= self.jpeg_quality <= 100:
             bad("jpeg_quality", "expected 1..100")
+        parse_policy(self.diffaugment)
         return self
 
     # --- JSON round-trip -------------------------------------------------------------------

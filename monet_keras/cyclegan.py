@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from monet_keras import losses
+from monet_keras import diffaugment, losses
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)
@@ -35,8 +35,9 @@ class CycleGAN(keras.Model):
         adversarial_loss: ``"bce"`` (report) or ``"lsgan"``.
         augmenter: a layer applied to both real batches before anything else sees them
             (training only), or None.
-        diff_augment: a callable ``T(images, training)`` applied to every discriminator input,
-            real and fake, or None. Never applied to cycle or identity targets.
+        diffaugment_policy: DiffAugment policy T() applied to every discriminator input, real
+            and fake (e.g. ``"color,translation,cutout"``; ``""`` = none). Never applied to the
+            targets of the cycle and identity losses.
         cycle_noise_std: std of Gaussian noise added to each fake before the reverse generator
             in the cycle loss (report eq. 8); 0 disables it.
         image_pool_monet, image_pool_photo: optional history pools for discriminator fakes.
@@ -45,7 +46,7 @@ class CycleGAN(keras.Model):
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,
                  lambda_cycle=10.0, lambda_identity=5.0, adversarial_loss="bce", augmenter=None,
-                 diff_augment=None, cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
+                 diffaugment_policy="", cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
         self.monet_generator = monet_generator
@@ -56,7 +57,9 @@ class CycleGAN(keras.Model):
         self.lambda_identity = float(lambda_identity)
         self.adversarial_loss = adversarial_loss
         self.augmenter = augmenter
-        self.diff_augment = diff_augment
+        self.diffaugment_policy = diffaugment_policy
+        diffaugment.parse_policy(diffaugment_policy)  # fail now on an unknown op name
+        self.diffaugment_seed = keras.random.SeedGenerator(None if seed is None else seed + 1)
         self.cycle_noise_std = float(cycle_noise_std)
         self.image_pool_monet = image_pool_monet
         self.image_pool_photo = image_pool_photo
@@ -111,8 +114,8 @@ class CycleGAN(keras.Model):
 
     def _discriminate(self, discriminator, images):
         """D(T(images)): DiffAugment wraps every discriminator input, real and fake."""
-        if self.diff_augment is not None:
-            images = self.diff_augment(images, training=True)
+        if self.diffaugment_policy:
+            images = diffaugment.diff_augment(images, self.diffaugment_policy, seed=self.diffaugment_seed)
         return discriminator(images, training=True)
 
     @staticmethod

@@ -64,11 +64,12 @@ def _down(x, filters, seeds, norm, name):
 
 
 def _up(x, filters, seeds, dropout, name):
+    """``dropout``: the rate, or 0 for none."""
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=_conv_init(seeds()), name=f"{name}_deconv")(x)
     x = _instance_norm(seeds(), f"{name}_norm")(x)
     if dropout:
-        x = layers.Dropout(0.5, seed=seeds(), name=f"{name}_dropout")(x)
+        x = layers.Dropout(dropout, seed=seeds(), name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -77,8 +78,12 @@ def generator_filters(image_size, base_filters=64):
     return [base_filters * min(2 ** i, 8) for i in range(_depth(image_size))]
 
 
-def build_generator(image_size=256, base_filters=64, seed=None, name="generator"):
-    """U-Net generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in [-1, 1]."""
+def build_generator(image_size=256, base_filters=64, seed=None, name="generator", dropout=0.5):
+    """U-Net generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in [-1, 1].
+
+    ``dropout``: rate on the first three decoder blocks (0 leaves the layers out; for tests that
+    compare exact updates).
+    """
     seeds = _Seeds(seed)
     down_filters = generator_filters(image_size, base_filters)
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -89,7 +94,7 @@ def build_generator(image_size=256, base_filters=64, seed=None, name="generator"
         skips.append(x)
     # Decoder mirrors the encoder except the innermost level; dropout on the first three.
     for i, (filters, skip) in enumerate(zip(reversed(down_filters[:-1]), reversed(skips[:-1]))):
-        x = _up(x, filters, seeds, dropout=i < 3, name=f"up{i + 1}")
+        x = _up(x, filters, seeds, dropout=dropout if i < 3 else 0, name=f"up{i + 1}")
         x = layers.Concatenate(name=f"up{i + 1}_skip")([x, skip])
     outputs = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
                                      kernel_initializer=_conv_init(seeds()), dtype="float32",

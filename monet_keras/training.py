@@ -13,8 +13,8 @@ import time
 import keras
 import tensorflow as tf
 
+from monet_keras import augment, data, networks, plots, runtime
 from monet_keras import callbacks as cb
-from monet_keras import data, networks, plots, runtime
 from monet_keras.atomic import atomic_path, write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.cyclegan import CycleGAN
@@ -61,6 +61,8 @@ def build_gan(config, strategy=None):
             lambda_cycle=config.lambda_cycle,
             lambda_identity=config.lambda_identity,
             adversarial_loss=config.adversarial_loss,
+            augmenter=augment.from_config(config),
+            diffaugment_policy=config.diffaugment,
             cycle_noise_std=config.cycle_noise_std,
             seed=config.seed,
         )

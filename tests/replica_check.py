@@ -1,0 +1,59 @@
+"""Run as a script: one update on 1 replica vs 2 replicas (MirroredStrategy) must agree.
+
+Printed as JSON for tests/test_distributed.py. Needs its own process, because logical CPU
+devices must be configured before TensorFlow initialises.
+"""
+
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+from monet_keras import networks  # noqa: E402
+from monet_keras.cyclegan import CycleGAN  # noqa: E402
+
+SIZE, BASE, BATCH, STEPS = 32, 8, 4, 2
+
+
+def run(strategy, batches):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        gan = CycleGAN(
+            networks.build_generator(SIZE, BASE, seed=1, dropout=0),
+            networks.build_generator(SIZE, BASE, seed=2, dropout=0),
+            networks.build_discriminator(SIZE, BASE, seed=3),
+            networks.build_discriminator(SIZE, BASE, seed=4),
+        )
+        # Plain SGD: its update is proportional to the gradient, so a wrongly scaled loss shows
+        # (Adam's first steps are nearly scale-invariant and would hide it).
+        gan.compile(*[keras.optimizers.SGD(0.5) for _ in range(4)])
+    before = [keras.ops.convert_to_numpy(w).copy() for w in gan.trainable_weights]
+    dataset = tf.data.Dataset.from_tensor_slices(batches).batch(BATCH)
+    history = gan.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    after = [keras.ops.convert_to_numpy(w) for w in gan.trainable_weights]
+    return [a - b for a, b in zip(after, before)], {k: v[-1] for k, v in history.history.items()}
+
+
+def main():
+    rng = np.random.default_rng(0)
+    monet = rng.uniform(-1, 1, (BATCH * STEPS, SIZE, SIZE, 3)).astype(np.float32)
+    photo = rng.uniform(-1, 1, (BATCH * STEPS, SIZE, SIZE, 3)).astype(np.float32)
+    one_delta, one_logs = run(tf.distribute.OneDeviceStrategy("/cpu:0"), (monet, photo))
+    two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    two_delta, two_logs = run(two, (monet, photo))
+    worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(one_delta, two_delta))
+    # The innermost 1x1 instance norm's gamma gets no gradient (x - mean is 0 over one pixel,
+    # in the tutorial's model too); every other tensor must move.
+    not_updated = sum(1 for a in one_delta if not np.any(a))
+    json.dump({"replicas": two.num_replicas_in_sync, "worst_relative_update_diff": worst,
+               "not_updated": not_updated, "tensors": len(one_delta), "one_logs": one_logs, "two_logs": two_logs}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""N replicas with global batch B make the same update as one replica with batch B."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(__file__)
+
+
+@pytest.mark.slow
+def test_two_replicas_match_one():
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE), TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, os.path.join(HERE, "replica_check.py")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["not_updated"] <= 2 < result["tensors"], "all but the innermost norms' gammas update"
+    # Same update within float32 summation-order error; a loss scaled by the replica count
+    # would be off by a factor of 2 (relative difference 0.5 or 1).
+    assert result["worst_relative_update_diff"] < 1e-3, result
+    for name, value in result["one_logs"].items():
+        assert result["two_logs"][name] == pytest.approx(value, rel=1e-4), name

@@ -1,0 +1,53 @@
+"""The report's generator and discriminator: shapes, the tutorial's parameter counts, sizes."""
+
+import numpy as np
+import pytest
+
+from monet_keras import networks
+from monet_keras.errors import MonetKerasError
+
+
+def test_tutorial_parameter_counts_at_256():
+    generator = networks.build_generator(256, 64)
+    discriminator = networks.build_discriminator(256, 64)
+    assert generator.count_params() == 54_414_979
+    assert discriminator.count_params() == 2_765_569
+    assert discriminator.output_shape == (None, 30, 30, 1)
+    assert generator.output_shape == (None, 256, 256, 3)
+    # 8 encoder levels, 256 -> 1 px; filters 64, 128, 256, 512 x5
+    assert networks.generator_filters(256) == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert generator.get_layer("down8_conv").output.shape[1:3] == (1, 1)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_working_sizes(size):
+    generator = networks.build_generator(size, 8, seed=0)
+    discriminator = networks.build_discriminator(size, 8, seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    y = np.asarray(generator(x, training=False))
+    assert y.shape == x.shape
+    assert np.all(np.abs(y) <= 1.0)
+    logits = np.asarray(discriminator(x, training=False))
+    assert logits.shape == (2, size // 8 - 2, size // 8 - 2, 1)
+    assert len(networks.generator_filters(size, 8)) == int(np.log2(size))
+
+
+def test_instance_norm_is_per_image():
+    # A batch of two gives the same output for each image as batches of one (eval mode).
+    generator = networks.build_generator(32, 8, seed=1)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    both = np.asarray(generator(x, training=False))
+    first = np.asarray(generator(x[:1], training=False))
+    np.testing.assert_allclose(both[:1], first, atol=1e-5)
+
+
+def test_seed_makes_weights_reproducible():
+    a = networks.build_generator(32, 8, seed=3).get_weights()
+    b = networks.build_generator(32, 8, seed=3).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("size", [16, 48, 100])
+def test_bad_size(size):
+    with pytest.raises(MonetKerasError, match="image_size"):
+        networks.build_generator(size, 8)
