@@ -40,7 +40,7 @@ def read_jpeg_folder(src_dir, expected_size=None):
         problems += [Problem(path, None, what) for what in check_jpeg(data, expected_size)[1]]
         records.append((stem, data))
     if problems:
-        hint = f"python -m tfrecords_tools inspect {src_dir} lists them"
+        hint = f"python -m tfrecords_tools inspect --size 0 {src_dir} lists them"
         raise MonetKerasError(problems_message(problems, hint))
     if not records:
         raise MonetKerasError(f"{src_dir}: no .jpg files")

@@ -204,10 +204,13 @@ def _water_or_field(c, scene, rng):
 
 
 def _bank(c, scene):
+    """A foreground ridge rising from below the bottom edge; returns its top line."""
     top = c.ridge_top(scene.bank, 1.05)
-    box, x, y = c.window(0, 1, float(top.min()), 1)
-    shade = np.clip(1.1 - 0.5 * (y - top), 0.5, 1.2)[..., None]
-    c.paint(box, c.coverage(y - top), scene.bank[4] * shade, 0.8)
+    window = c.window(0, 1, float(top.min()), 1)
+    if window:
+        box, x, y = window
+        shade = np.clip(1.1 - 0.5 * (y - top), 0.5, 1.2)[..., None]
+        c.paint(box, c.coverage(y - top), scene.bank[4] * shade, 0.8)
     return top
 
 
