@@ -25,6 +25,9 @@ import tensorflow as tf
 
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
+from tfrecords_tools.images import check_jpeg
+from tfrecords_tools.records import iter_records
+from tfrecords_tools.scan import scan
 
 AUTOTUNE = tf.data.AUTOTUNE
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -90,24 +93,89 @@ def find_images(path, domain="photo"):
 
 # --- raw records: (name, jpeg bytes) -------------------------------------------------------
 
-def _raw_records(files: DomainFiles):
-    """Unbatched dataset of ``(name, jpeg_bytes)`` string pairs, in file order."""
+def _record_key(path, index=None):
+    """How a record is named for skipping: ``path#index`` inside a TFRecord file, else the path."""
+    return path if index is None else f"{path}#{index}"
+
+
+def _raw_records(files: DomainFiles, skip=frozenset()):
+    """Unbatched dataset of ``(name, jpeg_bytes)`` string pairs, in file order.
+
+    ``skip``: record keys (:func:`_record_key`) to leave out. When it is not empty the reader
+    also stops quietly at a truncated TFRecord file instead of failing (skip-corrupt mode).
+    """
     if files.kind == "tfrecord":
-        def parse(serialized):
+        def keyed(path):
+            records = tf.data.TFRecordDataset(path).enumerate()
+            return records.map(lambda i, r: (tf.strings.join([path, "#", tf.strings.as_string(i)]), r))
+
+        def parse(key, serialized):
             record = schema.parse_example(serialized)
-            return record["image_name"], record["image"]
-        return tf.data.TFRecordDataset(list(files.paths)).map(parse, num_parallel_calls=AUTOTUNE)
-    names = [os.path.splitext(os.path.basename(p))[0] for p in files.paths]
-    return tf.data.Dataset.from_tensor_slices((names, list(files.paths))).map(
-        lambda name, path: (name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
+            return key, record["image_name"], record["image"]
+        records = tf.data.Dataset.from_tensor_slices(list(files.paths)).flat_map(keyed)
+        if skip:
+            records = records.ignore_errors()
+        records = records.map(parse, num_parallel_calls=AUTOTUNE)
+    else:
+        names = [os.path.splitext(os.path.basename(p))[0] for p in files.paths]
+        records = tf.data.Dataset.from_tensor_slices((list(files.paths), names, list(files.paths))).map(
+            lambda key, name, path: (key, name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
+    if skip:
+        skipped = tf.constant(sorted(skip))
+        records = records.filter(lambda key, *_: tf.logical_not(tf.reduce_any(tf.equal(key, skipped))))
+    return records.map(lambda key, name, data: (name, data))
 
 
-def list_names(files: DomainFiles):
-    """Image names (file stems / ``image_name`` features) in file order, without decoding."""
+def check_domain(files: DomainFiles, skip_corrupt=False, log=print):
+    """Decode every image of ``files`` once, before training; return the record keys to skip.
+
+    All images must be readable RGB JPEGs of one size (that of the first image). By default any
+    problem raises MonetKerasError naming the first one (file and record) and the count; with
+    ``skip_corrupt`` the bad records are counted, reported and returned for skipping. Folders
+    on GCS (a TPU's ``gs://`` paths) are not checked.
+    """
+    if files.where.startswith("gs://"):
+        return frozenset()
+    paths = list(files.paths) if files.kind == "tfrecord" else [files.where]
+    report = scan(paths, expected_size=_first_image_size(files))
+    if report.ok:
+        return frozenset()
+    problems = report.problems
+    if not skip_corrupt:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise MonetKerasError(
+            f"bad {files.domain} data: {problems[0]}{more}; list all with `python -m tfrecords_tools inspect "
+            f"{files.where}`, or skip them with --set skip_corrupt=true")
+    log(f"warning: skipping {len(problems)} unreadable or odd {files.domain} record(s) (skip_corrupt), "
+        f"first: {problems[0]}")
+    return frozenset(_record_key(p.path, p.index) for p in problems)
+
+
+def _first_image_size(files):
+    """Side of the first decodable image: the size every other image must have."""
     if files.kind == "jpeg":
+        blobs = (_read_bytes(p) for p in files.paths)
+    else:
+        blobs = (record["image"] for path in files.paths
+                 for _, record, _problem in iter_records(path) if record is not None)
+    for blob in blobs:
+        info, _ = check_jpeg(blob)
+        if info is not None:
+            return info.width
+    return None
+
+
+def _read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def list_names(files: DomainFiles, skip=frozenset()):
+    """Image names (file stems / ``image_name`` features) in file order, without decoding."""
+    if files.kind == "jpeg" and not skip:
         return [os.path.splitext(os.path.basename(p))[0] for p in files.paths]
     try:
-        return [n.decode("utf-8") for n, _ in _raw_records(files).as_numpy_iterator()]
+        return [n.decode("utf-8") for n, _ in _raw_records(files, skip).as_numpy_iterator()]
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         raise MonetKerasError(f"cannot read {files.domain} TFRecords in {files.where}: "
                               f"{e.message.splitlines()[0]}") from None
@@ -127,12 +195,13 @@ def decode_image(jpeg_bytes, image_size=None):
     return image / 127.5 - 1.0
 
 
-def load_images(files: DomainFiles, image_size=None, with_names=False, exclude=()):
+def load_images(files: DomainFiles, image_size=None, with_names=False, exclude=(), skip=frozenset()):
     """Unbatched dataset of decoded images (or ``(name, image)`` pairs), in file order.
 
-    ``exclude``: names to leave out (e.g. the held-out Monet paintings).
+    ``exclude``: names to leave out (e.g. the held-out Monet paintings); ``skip``: record keys
+    from :func:`check_domain`.
     """
-    records = _raw_records(files)
+    records = _raw_records(files, skip)
     if exclude:
         excluded = tf.constant(sorted(exclude))
         records = records.filter(lambda name, _: tf.logical_not(tf.reduce_any(tf.equal(name, excluded))))
@@ -169,9 +238,9 @@ class TrainingData:
     holdout_names: list
 
 
-def _shuffled_images(files, count, image_size, seed, exclude=()):
+def _shuffled_images(files, count, image_size, seed, exclude=(), skip=frozenset()):
     """Records reshuffled on every pass (seeded), decoded after shuffling so the buffer holds bytes."""
-    records = _raw_records(files)
+    records = _raw_records(files, skip)
     if exclude:
         excluded = tf.constant(sorted(exclude))
         records = records.filter(lambda name, _: tf.logical_not(tf.reduce_any(tf.equal(name, excluded))))
@@ -180,13 +249,14 @@ def _shuffled_images(files, count, image_size, seed, exclude=()):
 
 
 def paired_dataset(monet: DomainFiles, photo: DomainFiles, n_monet, n_photo, sampling, batch_size,
-                   image_size, seed, exclude_monet=(), repeat=False):
+                   image_size, seed, exclude_monet=(), repeat=False, skip=frozenset()):
     """``(real_monet, real_photo)`` batches with Os or Us semantics; returns (dataset, steps per epoch).
 
-    ``repeat=True`` makes it endless (for a fixed ``steps_per_epoch``).
+    ``repeat=True`` makes it endless (for a fixed ``steps_per_epoch``); ``skip``: record keys
+    of both domains from :func:`check_domain`.
     """
-    monet_ds = _shuffled_images(monet, n_monet, image_size, seed, exclude_monet)
-    photo_ds = _shuffled_images(photo, n_photo, image_size, seed + 1)
+    monet_ds = _shuffled_images(monet, n_monet, image_size, seed, exclude=exclude_monet, skip=skip)
+    photo_ds = _shuffled_images(photo, n_photo, image_size, seed + 1, skip=skip)
     if sampling == "over":
         monet_ds = monet_ds.repeat()
         steps = n_photo // batch_size
@@ -208,15 +278,22 @@ def paired_dataset(monet: DomainFiles, photo: DomainFiles, n_monet, n_photo, sam
     return dataset.prefetch(AUTOTUNE), steps
 
 
-def training_data(config, data_dir=None):
-    """The training dataset for ``config`` (an ExperimentConfig) from a Kaggle-layout folder."""
+def training_data(config, data_dir=None, log=print):
+    """The training dataset for ``config`` (an ExperimentConfig) from a Kaggle-layout folder.
+
+    Every image is checked first (:func:`check_domain`), so bad data stops the run before
+    training starts, or is skipped with ``config.skip_corrupt``.
+    """
     data_dir = data_dir or config.data_dir
     monet = find_domain(data_dir, "monet")
     photo = find_domain(data_dir, "photo")
-    monet_names = list_names(monet)
-    n_photo = len(list_names(photo))
+    skip = check_domain(monet, config.skip_corrupt, log) | check_domain(photo, config.skip_corrupt, log)
+    monet_names = list_names(monet, skip)
+    n_photo = len(list_names(photo, skip))
+    if not monet_names or not n_photo:
+        raise MonetKerasError(f"no readable {'Monet' if not monet_names else 'photo'} images in {data_dir}")
     train_names, held = split_holdout(monet_names, config.holdout_monet, config.seed)
     dataset, steps = paired_dataset(
         monet, photo, len(train_names), n_photo, config.sampling, config.batch_size, config.image_size,
-        config.seed, exclude_monet=held, repeat=config.steps_per_epoch is not None)
+        config.seed, exclude_monet=held, repeat=config.steps_per_epoch is not None, skip=skip)
     return TrainingData(dataset, config.steps_per_epoch or steps, monet, photo, len(train_names), n_photo, held)

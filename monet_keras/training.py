@@ -102,7 +102,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     runtime.set_seed(config.seed)
     strategy = strategy or runtime.pick_strategy(verbose=False)
 
-    train_data = data.training_data(config)
+    train_data = data.training_data(config, log=log)
     log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
         f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))

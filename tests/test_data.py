@@ -125,3 +125,61 @@ def test_find_images_accepts_plain_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MonetKerasError, match="no .jpg or .tfrec"):
         data.find_images(str(tmp_path / "empty"))
+
+
+# --- bad data: stop before training, or skip with skip_corrupt --------------------------------
+
+def _append_records(root, domain, records):
+    import tensorflow as tf
+    from tfrecords_tools import schema
+
+    path = f"{root}/{domain}_tfrec/{schema.shard_name(domain, 9, len(records))}"
+    with tf.io.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+def _example(name, image_bytes, target="photo", drop=None):
+    import tensorflow as tf
+
+    feats = {"image_name": name.encode(), "image": image_bytes, "target": target.encode()}
+    feats.pop(drop, None)
+    return tf.train.Example(features=tf.train.Features(feature={
+        k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) for k, v in feats.items()})).SerializeToString()
+
+
+@pytest.mark.parametrize("record, what", [
+    (_example("bad0", b"\xff\xd8\xff garbage"), "record 0"),
+    (_example("bad0", jpeg_bytes(np.zeros((32, 32, 3))), drop="image"), "image"),
+    (b"not an example at all", "record 0"),
+])
+def test_bad_record_stops_before_training(tmp_path, record, what):
+    root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
+    bad_file = _append_records(root, "photo", [record])
+    config = tiny("Os", data_dir=root, steps_per_epoch=None)
+    with pytest.raises(MonetKerasError) as info:
+        data.training_data(config, log=lambda *_: None)
+    message = str(info.value)
+    assert bad_file in message and what in message and "\n" not in message
+
+
+def test_wrong_size_image_stops(tmp_path):
+    root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
+    bad_file = _append_records(root, "photo", [_example("odd", jpeg_bytes(np.zeros((48, 48, 3))))])
+    with pytest.raises(MonetKerasError, match="48"):
+        data.training_data(tiny("Os", data_dir=root, steps_per_epoch=None), log=lambda *_: None)
+    assert bad_file
+
+
+def test_skip_corrupt_counts_and_skips(tmp_path):
+    root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
+    good = jpeg_bytes(coded_image("photo", 7, 32))
+    _append_records(root, "photo", [_example("bad0", b"garbage"), _example("photo0007", good),
+                                    _example("bad1", jpeg_bytes(np.zeros((32, 32)), quality=90))])
+    messages = []
+    config = tiny("Os", data_dir=root, steps_per_epoch=None, skip_corrupt=True, batch_size=1)
+    train = data.training_data(config, log=messages.append)
+    assert train.n_photo == 7 and "skipping 2" in messages[0]
+    _, photos = epoch_indices(train.dataset)
+    assert sorted(photos) == list(range(8))[:6] + [7]
