@@ -423,7 +423,8 @@ def resolve_inception_weights(weights="auto"):
             return keras.utils.get_file(KERAS_NOTOP_FILE, KERAS_NOTOP_URL, cache_subdir="models",
                                         file_hash=KERAS_NOTOP_MD5)
         except Exception as e:  # Keras raises a bare Exception for every download failure
-            reason = " ".join(str(e).split())
+            # Keras words it "URL fetch failure on URL: code -- reason"; keep the reason
+            reason = " ".join(str(e).split(" -- ")[-1].split())
             raise WeightsUnavailable(
                 f"pretrained InceptionV3 weights unavailable: cannot download {KERAS_NOTOP_FILE} ({reason}); "
                 f"pass --weights FILE or set {WEIGHTS_ENV}=FILE, or use --stand-in "
