@@ -374,12 +374,10 @@ def test_memorization_report_draws_histogram_and_pairs(tmp_path):
 
 
 def run_cli(*args):
-    """``python -m monet_keras``'s main() with only this command registered, in a fresh process."""
-    code = ("import sys, monet_keras.__main__ as m; m.COMMAND_MODULES = ('monet_keras.metrics',); "
-            "sys.exit(m.main(sys.argv[1:]))")
+    """``python -m monet_keras ARGS`` in a fresh process."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop(features.WEIGHTS_ENV, None)
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "monet_keras", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=300)
 
 
