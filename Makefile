@@ -17,21 +17,25 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-demo-data: venv
-	$(PY) -m tfrecords_tools demo $(DEMO_DATA) --monet 60 --photos 120 --size 256 --seed 0
+demo-data: $(DEMO_DATA)/photo_tfrec
+
+$(DEMO_DATA)/photo_tfrec: | venv
+	$(PY) -m tfrecords_tools demo $(DEMO_DATA) --monet 60 --photos 120 --size 256 --seed 0 --force
 
 demo: demo-data
 	$(PY) -m monet_keras train --data $(DEMO_DATA) --variant Os --out $(DEMO_RUN) \
 	    --image-size 64 --base-filters 16 --epochs 4 --batch-size 4
 	$(PY) -m monet_keras translate --generator $(DEMO_RUN)/monet_generator.keras \
 	    --photos $(DEMO_DATA) --out $(DEMO_RUN)/images.zip --allow-small
+	$(PY) -m monet_keras evaluate --generated $(DEMO_RUN)/images.zip --real $(DEMO_DATA) --stand-in \
+	    --out $(DEMO_RUN)/evaluation.json --report $(DEMO_RUN)/memorization.png
 	@echo "demo outputs in $(DEMO_RUN)/"
 
 test: venv
 	$(PY) -m pytest -q
 
 bench: venv
-	$(PY) benchmarks/bench_metrics.py
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(DEMO_DATA) $(DEMO_RUN)
