@@ -53,6 +53,7 @@ EXIT_KAGGLE_FAILED = 1
 _PUSHED = re.compile(r"Kernel version (\d+) successfully (?:pushed|saved)")
 _HTTP_STATUS = re.compile(r"\b([45]\d\d) (?:Client|Server) Error\b")
 _TQDM = re.compile(r"\d+%\|")
+_WARNING = re.compile(r"^(?:\u26a0|Warning\b|Sessions run on)")  # the CLI's advisory lines, not the error
 
 
 class KaggleCliFailed(Exception):
@@ -218,7 +219,8 @@ def _failure_line(args, returncode, stdout, stderr, credentials):
     command = "kaggle " + " ".join(args[:2])
     if "Authentication required" in stdout:
         return f"{command} failed: Kaggle did not accept the credentials from {credentials.source}"
-    errors = _segments(stderr) or _segments(stdout) or [f"exit status {returncode}, no message"]
+    errors = [s for s in _segments(stderr) if not _WARNING.match(s)] or _segments(stdout) \
+        or [f"exit status {returncode}, no message"]
     line = errors[0]
     status = _HTTP_STATUS.search(stderr + stdout)
     if status and status.group(1).startswith("5") or "problem on Kaggle's side" in stderr:
@@ -404,7 +406,7 @@ def submit_code(args, print_fn=print):
 # --- command line ---------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="kaggle_submit.py", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="kaggle_submit.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

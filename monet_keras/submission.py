@@ -143,6 +143,16 @@ def _zip_info(entry, when):
     return info
 
 
+def _user_error(error, where, written, batch_size):
+    """A one-line :class:`MonetKerasError` for a TensorFlow error the user can act on, else None."""
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        return MonetKerasError(f"out of memory with batch_size={batch_size}; try a smaller batch size")
+    if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)):
+        return MonetKerasError(f"cannot read photos in {where} after {written} images: "
+                               f"{error.message.strip().splitlines()[0]}")
+    return None
+
+
 def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, quality=DEFAULT_QUALITY,
                      image_size=None, progress=True) -> SubmissionReport:
     """Translate every photo at ``photos`` with ``generator`` into a flat zip of 256x256 JPEGs.
@@ -194,15 +204,13 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
                 write_oldest()
             if written == 0:
                 raise MonetKerasError(f"no photos in {files.where}")
-        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+        except BaseException as error:
             for future in pending:
                 future.cancel()
-            raise MonetKerasError(f"cannot read photos in {files.where} after {written} images: "
-                                  f"{e.message.strip().splitlines()[0]}") from None
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+            user_error = _user_error(error, files.where, written, batch_size)
+            if user_error is None:
+                raise
+            raise user_error from None
     if bar is not None and bar.target != written:
         bar.update(written, finalize=True)
     seconds = time.time() - start
