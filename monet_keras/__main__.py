@@ -15,6 +15,8 @@ from monet_keras.errors import EXIT_USAGE, MonetKerasError
 COMMAND_MODULES = (
     "monet_keras.training",
     "monet_keras.metrics",
+    "monet_keras.submission",
+    "monet_keras.zipcheck",
 )
 
 
