@@ -19,6 +19,7 @@ from monet_keras.atomic import atomic_path, write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.cyclegan import CycleGAN
 from monet_keras.errors import MonetKerasError
+from monet_keras.image_pool import ImagePool
 
 GENERATOR_FILE = "monet_generator.keras"
 SAMPLE_COUNT = 4
@@ -37,7 +38,11 @@ class RunResult:
     seconds: float
 
 
-def _optimizer(config):
+def _optimizer(config, ema=False):
+    """Adam of the report; ``ema`` keeps an exponential moving average of the weights it updates."""
+    if ema and config.ema_decay > 0:
+        return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
+                                     ema_momentum=config.ema_decay)
     return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
 
 
@@ -64,19 +69,39 @@ def build_gan(config, strategy=None):
             augmenter=augment.from_config(config),
             diffaugment_policy=config.diffaugment,
             cycle_noise_std=config.cycle_noise_std,
+            image_pool_monet=_pool(config, 1),
+            image_pool_photo=_pool(config, 2),
             seed=config.seed,
         )
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-        gan.compile(_optimizer(config), _optimizer(config), _optimizer(config), _optimizer(config),
-                    jit_compile=jit)
+        gan.compile(_optimizer(config, ema=True), _optimizer(config, ema=True), _optimizer(config),
+                    _optimizer(config), jit_compile=jit)
         gan.build_optimizers()
     return gan
 
 
+def _pool(config, offset):
+    if config.pool_size <= 0:
+        return None
+    return ImagePool(config.pool_size, (config.image_size, config.image_size, 3), seed=config.seed * 10 + offset)
+
+
+def generator_to_save(gan):
+    """G_monet with its EMA weights when its optimizer keeps them, else G_monet itself."""
+    generator, optimizer = gan.monet_generator, gan.monet_generator_optimizer
+    if not optimizer.use_ema:
+        return generator
+    averaged = keras.models.clone_model(generator)
+    averaged.set_weights(generator.get_weights())
+    for variable, average in zip(averaged.trainable_variables, optimizer._model_variables_moving_average):
+        variable.assign(average)
+    return averaged
+
+
 def save_generator(gan, config, path):
-    """Save G_monet as a standalone float32 ``.keras`` file, atomically."""
+    """Save G_monet (its EMA weights when ema_decay > 0) as a standalone ``.keras`` file, atomically."""
     with atomic_path(path, suffix=".keras") as tmp:
-        keras.saving.save_model(gan.monet_generator, tmp)
+        keras.saving.save_model(generator_to_save(gan), tmp)
     return path
 
 

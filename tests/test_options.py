@@ -1,0 +1,89 @@
+"""CycleGAN options off in the report: image pool, linear LR decay, EMA generator."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kaggle_fixtures import write_kaggle_folder
+from monet_keras import callbacks as cb
+from monet_keras.config import tiny
+from monet_keras.image_pool import ImagePool
+from monet_keras.training import GENERATOR_FILE, build_gan, train
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    pool = ImagePool(4, (2, 2, 1), seed=0)
+    make = lambda value: np.full((1, 2, 2, 1), value, np.float32)  # noqa: E731
+    for value in range(4):  # filling: each fake comes back as is
+        assert float(pool.query(make(value))[0, 0, 0, 0]) == value
+    inserted, swapped = set(range(4)), 0
+    for value in range(4, 404):
+        got = float(pool.query(make(value))[0, 0, 0, 0])
+        if got != value:
+            swapped += 1
+            assert got in inserted, "a swapped-in image is one stored earlier"
+        inserted.add(value)
+    # Binomial(400, 1/2): 0.4..0.6 is more than 4 standard deviations either side.
+    assert 160 <= swapped <= 240
+
+
+def test_image_pool_per_image_in_a_batch():
+    pool = ImagePool(2, (1, 1, 1), seed=1)
+    out = np.asarray(pool.query(np.arange(3, dtype=np.float32).reshape(3, 1, 1, 1))).ravel()
+    assert out[0] == 0 and out[1] == 1  # stored while filling
+    assert out[2] in (0, 1, 2)
+
+
+def test_linear_decay_factors():
+    # epochs=10, decay over the last 4: constant for epochs 0-5, then 4/5, 3/5, 2/5, 1/5.
+    got = [cb.decay_factor(e, 10, 4) for e in range(10)]
+    np.testing.assert_allclose(got, [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert [cb.decay_factor(e, 3, 0) for e in range(3)] == [1, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=4, n_photo=4, size=32)
+
+
+def test_schedule_and_pool_in_a_run(folder, tmp_path):
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=3, lr_decay_epochs=2,
+                  steps_per_epoch=2, pool_size=3)
+    history = train(config, log=lambda *_: None, verbose=0).history
+    rates = [row["learning_rate"] for row in history]
+    np.testing.assert_allclose(rates, [2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rtol=1e-5)
+
+
+def test_ema_generator_lags_live_weights(folder, tmp_path):
+    decay = 0.6
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), ema_decay=decay)
+    gan = build_gan(config)
+    rng = np.random.default_rng(0)
+    batch = tuple(rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32) for _ in range(2))
+    live = []
+    for _ in range(4):
+        gan.train_step(batch)
+        live.append([keras.ops.convert_to_numpy(v).copy() for v in gan.monet_generator.trainable_variables])
+    # Independent recomputation: average = weights after step 1, then d * average + (1 - d) * weights.
+    expected = live[0]
+    for weights in live[1:]:
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights)]
+    averages = gan.monet_generator_optimizer._model_variables_moving_average
+    for got, want, now in zip(averages, expected, live[-1]):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(keras.ops.convert_to_numpy(a), w) for a, w in zip(averages, live[-1]))
+
+
+def test_ema_weights_are_what_gets_saved(folder, tmp_path):
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), ema_decay=0.9, steps_per_epoch=3)
+    train(config, log=lambda *_: None, verbose=0)
+    saved = keras.saving.load_model(os.path.join(config.out_dir, GENERATOR_FILE))
+    gan = build_gan(config)
+    cb.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"), log=lambda *_: None)
+    averages = gan.monet_generator_optimizer._model_variables_moving_average
+    for variable, average in zip(saved.trainable_variables, averages):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))
+    assert any(not np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(w))
+               for a, w in zip(saved.trainable_variables, gan.monet_generator.trainable_variables))
