@@ -24,11 +24,12 @@ $(DEMO_DATA)/photo_tfrec: | venv
 
 demo: demo-data
 	$(PY) -m monet_keras train --data $(DEMO_DATA) --variant Os --out $(DEMO_RUN) \
-	    --image-size 64 --base-filters 16 --epochs 4 --batch-size 4
+	    --image-size 64 --base-filters 16 --epochs 12 --batch-size 4
 	$(PY) -m monet_keras translate --generator $(DEMO_RUN)/monet_generator.keras \
 	    --photos $(DEMO_DATA) --out $(DEMO_RUN)/images.zip --allow-small
 	$(PY) -m monet_keras evaluate --generated $(DEMO_RUN)/images.zip --real $(DEMO_DATA) --stand-in \
 	    --out $(DEMO_RUN)/evaluation.json --report $(DEMO_RUN)/memorization.png
+	$(PY) -m monet_keras figures --run $(DEMO_RUN)
 	@echo "demo outputs in $(DEMO_RUN)/"
 
 test: venv

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "monet_keras.metrics",
     "monet_keras.submission",
     "monet_keras.zipcheck",
+    "monet_keras.diagnostics",
 )
 
 

@@ -22,6 +22,7 @@ from monet_keras.errors import MonetKerasError
 from monet_keras.image_pool import ImagePool
 
 GENERATOR_FILE = "monet_generator.keras"
+PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
 SAMPLE_COUNT = 4
 
 # Fields that change the model or the data it sees: a run cannot resume under different ones.
@@ -105,6 +106,12 @@ def save_generator(gan, config, path):
     return path
 
 
+def save_photo_generator(gan, path):
+    with atomic_path(path, suffix=".keras") as tmp:
+        keras.saving.save_model(gan.photo_generator, tmp)
+    return path
+
+
 def _check_resumable(run_dir, config):
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
@@ -165,6 +172,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     if history:
         plots.learning_curves(history, save_path=os.path.join(run_dir, "learning_curves.png"))
     generator_path = save_generator(gan, config, os.path.join(run_dir, GENERATOR_FILE))
+    save_photo_generator(gan, os.path.join(run_dir, PHOTO_GENERATOR_FILE))
     log(f"saved {generator_path}")
     return RunResult(run_dir, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
 

@@ -1,0 +1,133 @@
+"""The self-adversarial check (report Fig. 15, eq. 8).
+
+A CycleGAN can "cheat" the cycle loss by hiding the input in a low-amplitude signal inside the
+fake, which the reverse generator decodes (Chu et al. 2017, "CycleGAN, a master of
+steganography"). Adding N(0, sigma) noise to the intermediate fake destroys such a signal: the
+reconstruction then degrades far more than the noise alone explains. We reconstruct both ways,
+photo -> Monet -> photo and Monet -> photo -> Monet, with and without the noise, and report the
+mean L1 error of each reconstruction (images in [-1, 1]) and their gap.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+import numpy as np
+
+from monet_keras import aug_figures, augment, data, plots
+from monet_keras.atomic import write_text
+from monet_keras.config import ExperimentConfig
+from monet_keras.training import GENERATOR_FILE, PHOTO_GENERATOR_FILE
+
+
+@dataclasses.dataclass
+class SelfAdversarialResult:
+    noise_std: float
+    photo_l1: float  # mean |photo - G_photo(G_monet(photo))|
+    photo_l1_noisy: float  # same with noise on G_monet(photo)
+    monet_l1: float
+    monet_l1_noisy: float
+
+    @property
+    def photo_gap(self):
+        return self.photo_l1_noisy - self.photo_l1
+
+    @property
+    def monet_gap(self):
+        return self.monet_l1_noisy - self.monet_l1
+
+
+def _cycle(forward, backward, images, noise):
+    fake = np.asarray(forward(images, training=False))
+    clean = np.asarray(backward(fake, training=False))
+    noisy = np.asarray(backward(fake + noise, training=False))
+    return fake, clean, noisy
+
+
+def self_adversarial_check(monet_generator, photo_generator, photos, monets, noise_std=0.08, seed=0,
+                           save_path=None):
+    """Reconstruct ``photos`` and ``monets`` (arrays in [-1, 1]) with and without noise.
+
+    Returns ``(SelfAdversarialResult, Figure)``; the figure shows, per domain, the input, the
+    translation, the reconstruction and the reconstruction from the noisy translation.
+    """
+    photos, monets = np.asarray(photos, np.float32), np.asarray(monets, np.float32)
+    rng = np.random.default_rng(seed)
+    photo_rows = _cycle(monet_generator, photo_generator, photos,
+                        rng.normal(0, noise_std, photos.shape).astype(np.float32))
+    monet_rows = _cycle(photo_generator, monet_generator, monets,
+                        rng.normal(0, noise_std, monets.shape).astype(np.float32))
+    result = SelfAdversarialResult(
+        noise_std,
+        float(np.mean(np.abs(photos - photo_rows[1]))), float(np.mean(np.abs(photos - photo_rows[2]))),
+        float(np.mean(np.abs(monets - monet_rows[1]))), float(np.mean(np.abs(monets - monet_rows[2]))))
+    figure = _figure(photos, photo_rows, monets, monet_rows, result)
+    plots.save(figure, save_path)
+    return result, figure
+
+
+def _figure(photos, photo_rows, monets, monet_rows, result):
+    n = max(len(photos), len(monets))
+    figure = plots.new_figure(2.0 * n, 16.5)
+    axes = figure.subplots(8, n, squeeze=False)
+    labels = ("photo", "G_monet(photo)", "reconstructed", f"reconstructed\n+N(0,{result.noise_std:g})",
+              "Monet", "G_photo(Monet)", "reconstructed", f"reconstructed\n+N(0,{result.noise_std:g})")
+    rows = [photos, *photo_rows, monets, *monet_rows]
+    for r, (images, label) in enumerate(zip(rows, labels)):
+        shown = plots.to_display(images)
+        for c in range(n):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(shown):
+                ax.imshow(shown[c])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=9)
+    figure.suptitle(f"self-adversarial check: L1 photo cycle {result.photo_l1:.3f} -> {result.photo_l1_noisy:.3f}, "
+                    f"Monet cycle {result.monet_l1:.3f} -> {result.monet_l1_noisy:.3f} with noise", fontsize=10)
+    return figure
+
+
+# --- the `figures` command: the report's diagnostic figures for a finished run -----------------
+
+def write_figures(run_dir, data_dir=None, count=4, log=print):
+    """Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``.
+
+    Uses the run's ``config.json`` (image size, augmentation strengths) and its two saved
+    generators; images come from ``data_dir`` (default: the run's data folder).
+    """
+    config = ExperimentConfig.load(os.path.join(run_dir, "config.json"))
+    data_dir = data_dir or config.data_dir
+    size = config.image_size
+
+    def first(domain):
+        files = data.find_domain(data_dir, domain)
+        return next(iter(data.load_images(files, size).batch(count))).numpy()
+
+    photos, monets = first("photo"), first("monet")
+    augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,
+                                        seed=config.seed)
+    written = [os.path.join(run_dir, "augmentation_examples.png"), os.path.join(run_dir, "diffaugment_examples.png"),
+               os.path.join(run_dir, "self_adversarial_check.png")]
+    aug_figures.augmentation_examples(photos, augmenter, n=count, save_path=written[0])
+    aug_figures.diffaugment_examples(photos, seed=config.seed, save_path=written[1])
+    load = keras.saving.load_model
+    result, _ = self_adversarial_check(load(os.path.join(run_dir, GENERATOR_FILE)),
+                                       load(os.path.join(run_dir, PHOTO_GENERATOR_FILE)), photos, monets,
+                                       save_path=written[2])
+    summary = {**dataclasses.asdict(result), "photo_gap": result.photo_gap, "monet_gap": result.monet_gap}
+    write_text(os.path.join(run_dir, "self_adversarial_check.json"), json.dumps(summary, indent=2) + "\n")
+    log(f"self-adversarial check (noise {result.noise_std}): photo cycle L1 {result.photo_l1:.4f} -> "
+        f"{result.photo_l1_noisy:.4f}, Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
+    for path in written:
+        log(f"wrote {path}")
+    return result
+
+
+def register_cli(subparsers):
+    parser = subparsers.add_parser("figures", help="write the report's diagnostic figures for a run",
+                                   description=write_figures.__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, help="a finished RUN_DIR")
+    parser.add_argument("--data", help="data folder (default: the run's)")
+    parser.set_defaults(func=lambda args: (write_figures(args.run, args.data), 0)[1])
