@@ -14,6 +14,7 @@ from monet_keras.errors import EXIT_USAGE, MonetKerasError
 
 COMMAND_MODULES = (
     "monet_keras.training",
+    "monet_keras.metrics",
     "monet_keras.experiments",
 )
 
