@@ -14,6 +14,8 @@ from monet_keras.errors import EXIT_USAGE, MonetKerasError
 
 COMMAND_MODULES = (
     "monet_keras.training",
+    "monet_keras.submission",
+    "monet_keras.zipcheck",
     "monet_keras.metrics",
     "monet_keras.experiments",
 )

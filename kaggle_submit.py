@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""images.zip -> Kaggle through the official ``kaggle`` CLI: file and notebook (code) submissions.
+
+File submission (uploads a local images.zip, after checking it)::
+
+    python kaggle_submit.py file --zip images.zip -m "Os, 25 epochs"
+    python kaggle_submit.py file --generator runs/os/monet_generator.keras \\
+        --photos /kaggle/input/gan-getting-started -m "Os, 25 epochs"      # builds images.zip first
+
+runs ``kaggle competitions submit -c gan-getting-started -f images.zip -m MSG``.
+
+Notebook (code) submission, in two steps because the notebook runs on Kaggle first::
+
+    python kaggle_submit.py push --kernel USER/monet-cyclegan --accelerator NvidiaTeslaT4
+    # ... wait until that version has finished (kaggle kernels status USER/monet-cyclegan) ...
+    python kaggle_submit.py code --kernel USER/monet-cyclegan --version 3 -m "Os, notebook"
+
+``push`` writes ``kaggle_upload/`` (the notebook and a generated ``kernel-metadata.json``:
+competition source, accelerator, internet off, the library dataset) and runs
+``kaggle kernels push -p kaggle_upload``; ``code`` runs ``kaggle competitions submit -c COMP
+-k USER/SLUG -v VERSION -f images.zip -m MSG``.
+
+Every command takes ``--competition`` (default ``gan-getting-started``) and ``--dry-run``
+(check everything, print the exact kaggle command, upload nothing). Credentials are looked up
+the way kaggle 2.2.5 does (see :func:`find_credentials`); which source is used is printed, the
+key or token never is (it is also masked in everything relayed from the CLI). A failed kaggle
+command becomes one ``error:`` line and exit status 1; bad input exits 2.
+"""
+
+import argparse
+import base64
+import dataclasses
+import importlib.util
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+from monet_keras import zipcheck
+from monet_keras.atomic import write_text
+from monet_keras.errors import EXIT_USAGE, MonetKerasError
+
+COMPETITION = "gan-getting-started"
+OUTPUT_FILE = "images.zip"
+DEFAULT_NOTEBOOK = os.path.join("notebooks", "monet_cyclegan.ipynb")
+DEFAULT_FOLDER = "kaggle_upload"
+LIBRARY_DATASET_SLUG = "monet-keras"
+ACCELERATORS = {"none": None, "gpu": "NvidiaTeslaT4", "tpu": "TpuV5E8"}
+EXIT_KAGGLE_FAILED = 1
+_PUSHED = re.compile(r"Kernel version (\d+) successfully (?:pushed|saved)")
+_HTTP_STATUS = re.compile(r"\b([45]\d\d) (?:Client|Server) Error\b")
+_TQDM = re.compile(r"\d+%\|")
+
+
+class KaggleCliFailed(Exception):
+    """The kaggle CLI ran and failed; the message is one readable line."""
+
+
+# --- credentials, as kaggle 2.2.5 finds them ------------------------------------------------
+
+@dataclasses.dataclass
+class Credentials:
+    """Where the kaggle CLI will find credentials. ``source`` is safe to print; ``secrets`` never is."""
+
+    source: str
+    username: str = None  # None when only a token is known (Kaggle tells the name on use)
+    secrets: tuple = ()
+
+
+def kaggle_config_dir(env):
+    """The folder kaggle reads ``kaggle.json`` from: ``$KAGGLE_CONFIG_DIR``, else ``~/.kaggle``,
+    else (on Linux, when ``~/.kaggle`` does not exist) ``$XDG_CONFIG_HOME/kaggle`` or ``~/.config/kaggle``."""
+    if env.get("KAGGLE_CONFIG_DIR"):
+        return env["KAGGLE_CONFIG_DIR"]
+    home = _home(env)
+    legacy = os.path.join(home, ".kaggle")
+    if sys.platform.startswith("linux") and not os.path.exists(legacy):
+        return os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "kaggle")
+    return legacy
+
+
+def _home(env):
+    return env.get("HOME") or os.path.expanduser("~")
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _read_json(path):
+    """(dict or None, problem or None)."""
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None, f"{path} is not valid JSON"
+    return (value, None) if isinstance(value, dict) else (None, f"{path} does not hold a JSON object")
+
+
+def _access_token(env):
+    """(token, source) in kaggle's order: notebook token file, KAGGLE_API_TOKEN (value or file),
+    ~/.kaggle/access_token, ~/.kaggle/access_token.txt."""
+    if env.get("KAGGLE_KERNEL_RUN_TYPE") is not None and env.get("KAGGLE_DATA_PROXY_URL") is not None:
+        token = _read_text(env.get("KAGGLE_API_V1_TOKEN") or "")
+        if token:
+            return token, "the Kaggle notebook's token (KAGGLE_API_V1_TOKEN)"
+    value = env.get("KAGGLE_API_TOKEN")
+    if value:
+        if os.path.exists(value):
+            token = _read_text(value)
+            if token:
+                return token, "the token file named by KAGGLE_API_TOKEN"
+        else:
+            return value, "the KAGGLE_API_TOKEN environment variable"
+    for name in ("access_token", "access_token.txt"):
+        path = os.path.join(_home(env), ".kaggle", name)
+        token = _read_text(path)
+        if token:
+            return token, path
+    return None, None
+
+
+def find_credentials(env=None) -> Credentials:
+    """The credentials the kaggle CLI (2.2.5) will use, first found first:
+
+    1. an access token (see :func:`_access_token`); Kaggle checks it and, if it is refused,
+       the CLI falls back to the next ones;
+    2. a legacy API key: ``username`` and ``key`` from ``kaggle.json`` in :func:`kaggle_config_dir`,
+       each overridden by ``KAGGLE_USERNAME`` / ``KAGGLE_KEY``;
+    3. OAuth credentials from ``kaggle auth login`` (``~/.kaggle/credentials.json``).
+
+    Raises :class:`MonetKerasError` saying what is missing when there are none.
+    """
+    env = os.environ if env is None else env
+    token, token_source = _access_token(env)
+    config_dir = kaggle_config_dir(env)
+    kaggle_json = os.path.join(config_dir, "kaggle.json")
+    config, config_problem = _read_json(kaggle_json)
+    config = dict(config or {})
+    if env.get("KAGGLE_USERNAME"):
+        config["username"] = env["KAGGLE_USERNAME"]
+    if env.get("KAGGLE_KEY"):
+        config["key"] = env["KAGGLE_KEY"]
+    username, key = config.get("username") or None, config.get("key") or None
+    oauth, _ = _read_json(os.path.join(_home(env), ".kaggle", "credentials.json"))
+    oauth = oauth if oauth and oauth.get("refresh_token") else None
+
+    secrets = [s for s in (token, key) if s]
+    if username and key:
+        secrets.append(base64.b64encode(f"{username}:{key}".encode()).decode())  # the Basic auth header
+    if oauth:
+        secrets += [str(oauth[k]) for k in ("refresh_token", "access_token") if oauth.get(k)]
+    secrets = tuple(secrets)
+
+    if token:
+        return Credentials(token_source, username or (oauth or {}).get("username") or None, secrets)
+    if username and key:
+        from_env = [name for name in ("KAGGLE_USERNAME", "KAGGLE_KEY") if env.get(name)]
+        source = " and ".join(from_env) + (" environment variable(s)" if from_env else "")
+        if len(from_env) < 2:
+            source = (source + " with " if source else "") + kaggle_json
+        return Credentials(source, username, secrets)
+    if oauth:
+        return Credentials(f"kaggle auth login ({os.path.join(_home(env), '.kaggle', 'credentials.json')})",
+                           oauth.get("username") or None, secrets)
+
+    if username or key:
+        missing = "KAGGLE_KEY (or \"key\" in kaggle.json)" if username else "KAGGLE_USERNAME (or \"username\" in kaggle.json)"
+        raise MonetKerasError(f"incomplete Kaggle credentials: {missing} is missing "
+                              f"(looked in the environment and {kaggle_json})")
+    why = f"; {config_problem}" if config_problem else ""
+    raise MonetKerasError(
+        f"no Kaggle credentials: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json "
+        f"(from kaggle.com/settings, API) in {config_dir}, or run `kaggle auth login`{why}")
+
+
+def redact(text, secrets):
+    """``text`` with every secret replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+# --- running the kaggle CLI -----------------------------------------------------------------
+
+def kaggle_executable():
+    """The argv prefix that runs the kaggle CLI: this Python's ``-m kaggle``, else ``kaggle`` on PATH."""
+    if importlib.util.find_spec("kaggle") is not None:
+        return [sys.executable, "-m", "kaggle"]
+    found = shutil.which("kaggle")
+    if found:
+        return [found]
+    raise MonetKerasError("the kaggle CLI is not installed: pip install kaggle==2.2.5")
+
+
+def shown(args):
+    """The kaggle command as a user would type it."""
+    return shlex.join(["kaggle", *args])
+
+
+def _segments(text):
+    """Lines of CLI output, splitting on carriage returns too (tqdm redraws with them), without progress bars."""
+    return [s.strip() for s in re.split(r"[\r\n]", text) if s.strip() and not _TQDM.search(s)]
+
+
+def _failure_line(args, returncode, stdout, stderr, credentials):
+    """One readable line for a failed kaggle command, from what the CLI printed."""
+    command = "kaggle " + " ".join(args[:2])
+    if "Authentication required" in stdout:
+        return f"{command} failed: Kaggle did not accept the credentials from {credentials.source}"
+    errors = _segments(stderr) or _segments(stdout) or [f"exit status {returncode}, no message"]
+    line = errors[0]
+    status = _HTTP_STATUS.search(stderr + stdout)
+    if status and status.group(1).startswith("5") or "problem on Kaggle's side" in stderr:
+        line += " (a problem on Kaggle's side; try again later)"
+    if line == "Could not submit to competition":
+        line += ": the upload of the file was refused or failed"
+    return f"{command} failed: {line}"
+
+
+def run_kaggle(args, credentials, print_fn=print):
+    """Run ``kaggle ARGS``; relay its output (secrets masked); raise :class:`KaggleCliFailed` if it fails.
+
+    Returns the CLI's standard output (masked).
+    """
+    print_fn(f"running: {shown(args)}  (credentials: {credentials.source})")
+    try:
+        proc = subprocess.run([*kaggle_executable(), *args], capture_output=True, text=True, env=os.environ.copy())
+    except OSError as e:
+        raise KaggleCliFailed(f"cannot run the kaggle CLI: {e}") from None
+    stdout = redact(proc.stdout, credentials.secrets)
+    stderr = redact(proc.stderr, credentials.secrets)
+    for line in _segments(stdout):
+        print_fn(f"  kaggle: {line}")
+    if proc.returncode != 0:
+        raise KaggleCliFailed(_failure_line(args, proc.returncode, stdout, stderr, credentials))
+    return stdout
+
+
+# --- the three flows ------------------------------------------------------------------------
+
+def file_submit_args(zip_path, competition, message):
+    return ["competitions", "submit", "-c", competition, "-f", zip_path, "-m", message]
+
+
+def code_submit_args(kernel, version, competition, message, output_file=OUTPUT_FILE):
+    return ["competitions", "submit", "-c", competition, "-k", kernel, "-v", str(version),
+            "-f", output_file, "-m", message]
+
+
+def kernel_metadata(kernel_id, code_file, competition=COMPETITION, accelerator="NvidiaTeslaT4",
+                    datasets=(), title=None, private=True):
+    """``kernel-metadata.json`` for a notebook that runs the competition with internet off.
+
+    ``accelerator`` is a Kaggle machine shape (``NvidiaTeslaT4``, ``TpuV5E8``) or None for CPU.
+    ``title`` defaults to the slug with spaces, so that Kaggle's slug of the title is the slug.
+    """
+    slug = kernel_id.split("/", 1)[1]
+    metadata = {
+        "id": kernel_id,
+        "title": title or slug.replace("-", " "),
+        "code_file": code_file,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": bool(private),
+        "enable_gpu": bool(accelerator) and accelerator.lower().startswith("nvidia"),
+        "enable_tpu": bool(accelerator) and accelerator.lower().startswith("tpu"),
+        "enable_internet": False,
+        "dataset_sources": list(datasets),
+        "competition_sources": [competition],
+        "kernel_sources": [],
+        "model_sources": [],
+    }
+    if accelerator:
+        metadata["machine_shape"] = accelerator
+    return metadata
+
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def resolve_kernel(kernel, credentials):
+    """``OWNER/SLUG`` from ``--kernel`` (``OWNER/SLUG`` or ``SLUG`` with the owner from the credentials)."""
+    if "/" in kernel:
+        owner, slug = kernel.split("/", 1)
+    else:
+        owner, slug = (credentials.username if credentials else None), kernel
+        if not owner:
+            raise MonetKerasError(f"bad parameter --kernel {kernel}: give OWNER/{kernel} (the owner cannot be read "
+                                  f"from the credentials)")
+    if not owner or not _SLUG.match(slug):
+        raise MonetKerasError(f"bad parameter --kernel {kernel}: expected OWNER/SLUG, the slug lowercase letters, "
+                              f"digits and single hyphens")
+    return f"{owner}/{slug}"
+
+
+def _credentials_or_warn(dry_run, print_fn):
+    try:
+        return find_credentials()
+    except MonetKerasError as e:
+        if not dry_run:
+            raise
+        print_fn(f"warning: {e} (the real run would stop here)")
+        return None
+
+
+def _check_zip(path, allow_small, print_fn):
+    min_count, max_count = zipcheck.count_range(allow_small)
+    if allow_small:
+        zipcheck.note_allow_small(min_count, max_count, print_fn)
+    problems = zipcheck.validate_zip(path, min_count, max_count)
+    return zipcheck.report(path, problems, min_count, max_count, print_fn)
+
+
+def submit_file(args, print_fn=print):
+    if args.generator or args.photos:
+        if not (args.generator and args.photos):
+            raise MonetKerasError("give both --generator and --photos to build the zip (or --zip)")
+        from monet_keras.submission import write_submission  # TensorFlow only when building
+        zip_path = args.zip or OUTPUT_FILE
+        print_fn(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
+                                  quality=args.quality).summary())
+    elif args.zip:
+        zip_path = args.zip
+    else:
+        raise MonetKerasError("give --zip images.zip, or --generator and --photos to build it")
+    if _check_zip(zip_path, args.allow_small, print_fn) != 0:
+        return EXIT_KAGGLE_FAILED
+    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    kaggle_args = file_submit_args(zip_path, args.competition, args.message)
+    if args.dry_run:
+        print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
+        return 0
+    print_fn(f"uploading {zip_path} ({os.path.getsize(zip_path) / 1e6:.1f} MB) to {args.competition}")
+    run_kaggle(kaggle_args, credentials, print_fn)
+    print_fn(f"submitted {zip_path} to {args.competition}")
+    return 0
+
+
+def push_notebook(args, print_fn=print):
+    notebook = args.notebook
+    try:
+        with open(notebook, encoding="utf-8") as f:
+            cells = json.load(f).get("cells")
+    except (OSError, ValueError, AttributeError):
+        cells = None
+    if not isinstance(cells, list):
+        raise MonetKerasError(f"notebook {notebook} is missing or not a Jupyter notebook")
+    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    kernel = resolve_kernel(args.kernel, credentials)
+    owner = kernel.split("/")[0]
+    datasets = list(args.dataset or [])
+    library = f"{owner}/{LIBRARY_DATASET_SLUG}" if args.library_dataset is None else args.library_dataset
+    if library:
+        datasets.insert(0, library)
+    accelerator = ACCELERATORS.get(args.accelerator.lower(), args.accelerator)
+    code_file = os.path.basename(notebook)
+    metadata = kernel_metadata(kernel, code_file, args.competition, accelerator, datasets, args.title,
+                               private=not args.public)
+    os.makedirs(args.folder, exist_ok=True)
+    shutil.copyfile(notebook, os.path.join(args.folder, code_file))
+    write_text(os.path.join(args.folder, "kernel-metadata.json"), json.dumps(metadata, indent=2) + "\n")
+    kaggle_args = ["kernels", "push", "-p", args.folder]
+    print_fn(f"wrote {args.folder}/kernel-metadata.json: {kernel}, accelerator {accelerator or 'none (CPU)'}, "
+             f"internet off, competition {args.competition}, datasets {', '.join(datasets) or 'none'}")
+    if args.dry_run:
+        print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
+        return 0
+    stdout = run_kaggle(kaggle_args, credentials, print_fn)
+    errors = [line for line in _segments(stdout) if line.startswith("Kernel push error")]
+    if errors:
+        raise KaggleCliFailed(f"kaggle kernels push failed: {errors[0]}")
+    pushed = _PUSHED.search(stdout)
+    version = pushed.group(1) if pushed else "VERSION"
+    print_fn(f"pushed {kernel} version {version}; when it has finished running (kaggle kernels status {kernel}), "
+             f"submit it with:\n  python kaggle_submit.py code --kernel {kernel} --version {version} -m MESSAGE")
+    return 0
+
+
+def submit_code(args, print_fn=print):
+    if args.version < 1:
+        raise MonetKerasError(f"bad parameter --version {args.version}: expected a kernel version number >= 1")
+    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    kernel = resolve_kernel(args.kernel, credentials)
+    kaggle_args = code_submit_args(kernel, args.version, args.competition, args.message, args.output_file)
+    if args.dry_run:
+        print_fn(f"dry run, nothing submitted; would run: {shown(kaggle_args)}")
+        return 0
+    run_kaggle(kaggle_args, credentials, print_fn)
+    print_fn(f"submitted {kernel} version {args.version} ({args.output_file}) to {args.competition}")
+    return 0
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kaggle_submit.py", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub):
+        sub.add_argument("-c", "--competition", default=COMPETITION, help=f"default {COMPETITION}")
+        sub.add_argument("--dry-run", action="store_true", help="check everything and print the kaggle command; "
+                                                                "upload nothing")
+
+    file_parser = commands.add_parser("file", help="upload images.zip (kaggle competitions submit -f)")
+    file_parser.add_argument("--zip", help="the images.zip to upload (built here with --generator/--photos)")
+    file_parser.add_argument("--generator", help="a saved generator (.keras) to build the zip with")
+    file_parser.add_argument("--photos", help="the photos to translate (Kaggle-layout folder, JPEGs or .tfrec)")
+    file_parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
+    file_parser.add_argument("--quality", type=int, default=95, help="JPEG quality when building (default 95)")
+    file_parser.add_argument("-m", "--message", required=True, help="the submission description")
+    file_parser.add_argument("--allow-small", action="store_true",
+                             help=f"accept fewer than {zipcheck.MIN_COUNT:,} images (demo/test data; Kaggle will not)")
+    common(file_parser)
+    file_parser.set_defaults(func=submit_file)
+
+    push_parser = commands.add_parser("push", help="push the notebook as a Kaggle kernel (kaggle kernels push)")
+    push_parser.add_argument("--kernel", required=True, help="OWNER/SLUG, or SLUG to use the credentials' user")
+    push_parser.add_argument("--notebook", default=DEFAULT_NOTEBOOK, help=f"default {DEFAULT_NOTEBOOK}")
+    push_parser.add_argument("--title", help="kernel title (default: the slug with spaces)")
+    push_parser.add_argument("--accelerator", default="gpu",
+                             help="gpu (NvidiaTeslaT4), tpu (TpuV5E8), none, or a Kaggle machine shape (default gpu)")
+    push_parser.add_argument("--library-dataset", dest="library_dataset",
+                             help=f"the Kaggle dataset holding this kit (default OWNER/{LIBRARY_DATASET_SLUG}; "
+                                  f"'' for none)")
+    push_parser.add_argument("--dataset", action="append", help="another dataset source OWNER/SLUG (repeatable)")
+    push_parser.add_argument("--folder", default=DEFAULT_FOLDER, help=f"where the kernel files go (default "
+                                                                      f"{DEFAULT_FOLDER})")
+    push_parser.add_argument("--public", action="store_true", help="make the kernel public (default private)")
+    common(push_parser)
+    push_parser.set_defaults(func=push_notebook)
+
+    code_parser = commands.add_parser("code", help="submit a finished kernel version (kaggle competitions submit -k)")
+    code_parser.add_argument("--kernel", required=True, help="OWNER/SLUG, or SLUG to use the credentials' user")
+    code_parser.add_argument("--version", type=int, required=True, help="the kernel version (printed by push)")
+    code_parser.add_argument("--output-file", default=OUTPUT_FILE, dest="output_file",
+                             help=f"the kernel's output to submit (default {OUTPUT_FILE})")
+    code_parser.add_argument("-m", "--message", required=True, help="the submission description")
+    common(code_parser)
+    code_parser.set_defaults(func=submit_code)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MonetKerasError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KaggleCliFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_KAGGLE_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

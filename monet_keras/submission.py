@@ -1,0 +1,241 @@
+"""Photos -> ``images.zip``: translate every photo with a saved generator and stream the JPEGs into a zip.
+
+The pipeline, for N photos and batch size B:
+
+1. tf.data reads the photos (TFRecords or JPEGs, :mod:`monet_keras.data`), decodes them to
+   float32 in [-1, 1] at the generator's input size S (bilinear, antialiased resize when the
+   photos are not S x S) and batches them, prefetching in the background;
+2. one traced ``tf.function`` per batch: ``generator(x, training=False)``; when S != 256 the
+   output is resized to 256x256 (bilinear, antialiased); then ``round((y + 1) * 127.5)``
+   clipped to uint8;
+3. a worker thread JPEG-encodes that batch with Pillow (``quality``, default 95; Pillow's
+   default 75 is what the Kaggle tutorial used) while the next batch runs on the generator;
+4. the main thread appends each JPEG as ``<image_name>.jpg`` (flat, ZIP_STORED: JPEG does not
+   compress) to a zip opened under a temporary name, renamed to ``out_zip`` only once complete.
+
+At most two encoded batches wait at any time, so memory does not grow with N. An error or an
+interrupt part-way leaves no ``out_zip`` (an existing one is left untouched).
+``python -m monet_keras translate`` runs this and then :func:`monet_keras.zipcheck.validate_zip`.
+"""
+
+import collections
+import dataclasses
+import io
+import os
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from monet_keras import data, zipcheck
+from monet_keras.atomic import atomic_path
+from monet_keras.errors import MonetKerasError
+from tfrecords_tools import schema
+
+OUTPUT_SIZE = 256
+DEFAULT_QUALITY = 95
+DEFAULT_BATCH_SIZE = 32
+_PENDING_BATCHES = 2  # encoded batches allowed to wait for the zip writer
+
+
+@dataclasses.dataclass
+class SubmissionReport:
+    """What :func:`write_submission` wrote."""
+
+    path: str
+    count: int  # images in the zip
+    seconds: float
+    generator_size: int  # the generator's input size S
+    batch_size: int
+    quality: int
+    zip_bytes: int
+
+    @property
+    def images_per_second(self):
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+    def summary(self):
+        return (f"wrote {self.path}: {self.count} JPEG images {OUTPUT_SIZE}x{OUTPUT_SIZE} (quality {self.quality}, "
+                f"generator input {self.generator_size} px), {self.zip_bytes / 1e6:.1f} MB "
+                f"in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)")
+
+
+def load_generator(generator):
+    """A ``keras.Model`` given one, or loaded (without compiling) from a ``.keras`` path."""
+    if isinstance(generator, keras.Model):
+        return generator
+    path = os.fspath(generator)
+    if not os.path.isfile(path):
+        raise MonetKerasError(f"generator file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for a bad file; the user needs one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MonetKerasError(f"cannot load generator {path}: {first}") from None
+
+
+def generator_input_size(model, image_size=None):
+    """The side S the generator takes: its fixed input size, else ``image_size``, else 256."""
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] != shape[2]:
+        raise MonetKerasError(f"generator {model.name} takes input shape {shape}, not (batch, S, S, 3)")
+    fixed = shape[1]
+    if fixed is not None and image_size is not None and image_size != fixed:
+        raise MonetKerasError(f"bad parameter image_size={image_size}: generator {model.name} takes {fixed} px")
+    return int(fixed or image_size or OUTPUT_SIZE)
+
+
+def count_photos(files: data.DomainFiles):
+    """How many photos ``files`` hold without reading them: JPEG files, or the counts in Kaggle
+    shard names (``photo00-352.tfrec``); None when a shard name carries no count."""
+    if files.kind == "jpeg":
+        return len(files.paths)
+    total = 0
+    for path in files.paths:
+        match = schema.SHARD_PATTERN.match(os.path.basename(path))
+        if match is None:
+            return None
+        total += int(match["count"])
+    return total
+
+
+def encode_jpeg(pixels, quality=DEFAULT_QUALITY):
+    """JPEG bytes of one (H, W, 3) uint8 image, encoded by Pillow at ``quality``."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _encode_batch(names, pixels, quality):
+    return [(name, encode_jpeg(image, quality)) for name, image in zip(names, pixels)]
+
+
+def translate_function(model, input_size):
+    """A traced function: float (B, S, S, 3) photos in [-1, 1] -> uint8 (B, 256, 256, 3) paintings."""
+    @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3), tf.float32)])
+    def translate(photos):
+        fake = tf.cast(model(photos, training=False), tf.float32)
+        if input_size != OUTPUT_SIZE:
+            fake = tf.image.resize(fake, (OUTPUT_SIZE, OUTPUT_SIZE), method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round((fake + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+    return translate
+
+
+def _entry_name(raw_name, seen, where):
+    name = raw_name.decode("utf-8") if isinstance(raw_name, bytes) else str(raw_name)
+    if not name or "/" in name or "\\" in name:
+        raise MonetKerasError(f"photo name {name!r} in {where} cannot be a flat zip entry name")
+    entry = name + ".jpg"
+    if entry in seen:
+        raise MonetKerasError(f"duplicate photo name {name!r} in {where}: every entry of images.zip must be unique")
+    seen.add(entry)
+    return entry
+
+
+def _zip_info(entry, when):
+    info = zipfile.ZipInfo(entry, date_time=when)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, quality=DEFAULT_QUALITY,
+                     image_size=None, progress=True) -> SubmissionReport:
+    """Translate every photo at ``photos`` with ``generator`` into a flat zip of 256x256 JPEGs.
+
+    ``generator``: a ``keras.Model`` or a ``.keras`` path. ``photos``: anything
+    :func:`monet_keras.data.find_images` accepts (Kaggle-layout root, folder of JPEGs or .tfrec
+    files, one .tfrec). ``image_size`` is only needed for a generator without a fixed input size.
+    ``progress``: show a ``keras.utils.Progbar``.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise MonetKerasError(f"bad parameter batch_size={batch_size!r}: expected a positive integer")
+    if not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise MonetKerasError(f"bad parameter quality={quality!r}: expected 1..100")
+    out_zip = os.fspath(out_zip)
+    if os.path.isdir(out_zip):
+        raise MonetKerasError(f"output {out_zip} is a folder; give a file name such as images.zip")
+    files = data.find_images(photos, "photo")
+    model = load_generator(generator)
+    size = generator_input_size(model, image_size)
+    translate = translate_function(model, size)
+    batches = data.load_images(files, size, with_names=True).batch(batch_size).prefetch(2)
+    bar = keras.utils.Progbar(count_photos(files), unit_name="image") if progress else None
+
+    start = time.time()
+    when = time.localtime(start)[:6]
+    seen = set()
+    written = 0
+    with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive, \
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="jpeg") as encoder:
+        pending = collections.deque()
+
+        def write_oldest():
+            nonlocal written
+            encoded = pending.popleft().result()
+            for entry, jpeg in encoded:
+                archive.writestr(_zip_info(entry, when), jpeg)
+            written += len(encoded)
+            if bar is not None:
+                bar.update(written)
+
+        try:
+            for names, images in batches:
+                entries = [_entry_name(n, seen, files.where) for n in names.numpy()]
+                pixels = translate(images).numpy()
+                pending.append(encoder.submit(_encode_batch, entries, pixels, quality))
+                while len(pending) > _PENDING_BATCHES:
+                    write_oldest()
+            while pending:
+                write_oldest()
+            if written == 0:
+                raise MonetKerasError(f"no photos in {files.where}")
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+            for future in pending:
+                future.cancel()
+            raise MonetKerasError(f"cannot read photos in {files.where} after {written} images: "
+                                  f"{e.message.strip().splitlines()[0]}") from None
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    if bar is not None and bar.target != written:
+        bar.update(written, finalize=True)
+    seconds = time.time() - start
+    return SubmissionReport(out_zip, written, seconds, size, batch_size, quality, os.path.getsize(out_zip))
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def _run_translate(args):
+    min_count, max_count = zipcheck.count_range(args.allow_small)
+    if args.allow_small:
+        zipcheck.note_allow_small(min_count, max_count)
+    expected = count_photos(data.find_images(args.photos, "photo"))
+    if expected is not None and not min_count <= expected <= max_count:
+        raise MonetKerasError(f"{args.photos} holds {expected} photos; Kaggle needs {min_count:,}-{max_count:,} images "
+                              f"(--allow-small accepts fewer, for demo data)")
+    result = write_submission(args.generator, args.photos, args.out, batch_size=args.batch_size,
+                              quality=args.quality, image_size=args.image_size)
+    print(result.summary())
+    return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count), min_count, max_count)
+
+
+def register_cli(subparsers):
+    parser = subparsers.add_parser("translate", help="translate photos with a saved generator into images.zip",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", required=True, help="the saved generator (.keras)")
+    parser.add_argument("--photos", required=True,
+                        help="Kaggle-layout folder (photo_tfrec/ or photo_jpg/), a folder of JPEGs or .tfrec files")
+    parser.add_argument("--out", default="images.zip", help="the zip to write (default images.zip)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, dest="batch_size")
+    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="JPEG quality 1-100 (default 95)")
+    parser.add_argument("--image-size", type=int, dest="image_size",
+                        help="input size, only for a generator without a fixed one")
+    parser.add_argument("--allow-small", action="store_true",
+                        help=f"accept fewer than {zipcheck.MIN_COUNT:,} photos (demo data); says so")
+    parser.set_defaults(func=_run_translate)

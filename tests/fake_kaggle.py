@@ -1,0 +1,185 @@
+"""A local stand-in for the Kaggle API, enough for the real ``kaggle`` CLI (2.2.5) to submit to.
+
+How the CLI is pointed here without touching port 80 or the internet:
+``KAGGLE_API_ENVIRONMENT=LOCALHOST`` makes kagglesdk call ``http://localhost/api/v1/SERVICE/METHOD``
+(RPC style, POST with a JSON body), and ``HTTP_PROXY``/``http_proxy`` (honoured by requests)
+send every plain-HTTP request to this server, which reads the target from the absolute URL of
+the proxied request line. ``HTTPS_PROXY`` points here too, so a stray https request fails
+locally instead of leaving the machine. :meth:`FakeKaggle.env` builds that environment with a
+temporary HOME.
+
+Endpoints (what ``kaggle competitions submit`` and ``kaggle kernels push`` call):
+
+- ``security.OAuthService/IntrospectToken``: access tokens (``KAGGLE_API_TOKEN``) -> username;
+- ``competitions.CompetitionApiService/StartSubmissionUpload`` -> ``{token, createUrl}``;
+- ``PUT createUrl``: the file's bytes;
+- ``competitions.CompetitionApiService/CreateSubmission`` (``blobFileTokens``) -> ``{message, ref}``;
+- ``competitions.CompetitionApiService/CreateCodeSubmission`` (kernel owner/slug/version);
+- ``competitions.CompetitionApiService/GetSubmissionLimits`` (printed after a submission);
+- ``kernels.KernelsApiService/SaveKernel`` (``kaggle kernels push``) -> ``{ref, url, versionNumber}``.
+
+Every API request must carry the test's credentials (HTTP Basic user:key, or Bearer token),
+else 401. ``fail[METHOD or "upload"] = (status, message)`` makes one endpoint answer an error:
+with a message as Kaggle's JSON error body ``{"code", "message"}``, without one as a bare status.
+``kernel_error`` makes SaveKernel refuse a push the way Kaggle does (200 with an ``error`` field).
+"""
+
+import base64
+import dataclasses
+import http
+import http.server
+import json
+import threading
+import urllib.parse
+
+API_PREFIX = "/api/v1/"
+UPLOAD_PREFIX = "/upload/"
+
+
+@dataclasses.dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+
+    @property
+    def endpoint(self):
+        """``StartSubmissionUpload`` for an API call, ``upload`` for a file PUT."""
+        if self.path.startswith(API_PREFIX):
+            return self.path.rsplit("/", 1)[-1]
+        return "upload" if self.path.startswith(UPLOAD_PREFIX) else self.path
+
+    def json(self):
+        return json.loads(self.body or b"{}")
+
+
+class FakeKaggle:
+    """The fake API server on 127.0.0.1 (a free port), run in a thread; use as a context manager."""
+
+    def __init__(self, username="alice", key="k3y-0123456789abcdef", token="t0ken-fedcba9876543210", version=7):
+        self.username, self.key, self.token = username, key, token
+        self.next_kernel_version = version
+        self.requests = []  # every request, in order
+        self.uploads = {}  # upload token -> bytes
+        self.submissions = []  # CreateSubmission bodies whose upload completed
+        self.code_submissions = []
+        self.kernels = []  # SaveKernel bodies
+        self.fail = {}
+        self.kernel_error = None  # SaveKernel answers 200 with this "error" (how Kaggle refuses a push)
+        self._lock = threading.Lock()
+        self._server = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                fake._handle(self)
+
+            do_PUT = do_GET = do_POST
+
+            def do_CONNECT(self):
+                self.send_error(405, "the fake Kaggle server does not tunnel https")
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def env(self, home, base=None, **extra):
+        """An environment for the kaggle CLI: only PATH-like basics from ``base``, HOME=``home``,
+        no KAGGLE_* or proxy settings of the caller, all HTTP(S) routed here."""
+        base = dict(base or {})
+        keep = {k: v for k, v in base.items()
+                if not k.upper().startswith(("KAGGLE_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"))
+                and k not in ("REQUEST_METHOD", "XDG_CONFIG_HOME")}
+        keep.update({
+            "HOME": str(home),
+            "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+            "HTTP_PROXY": self.url, "http_proxy": self.url,
+            "HTTPS_PROXY": self.url, "https_proxy": self.url,
+            "NO_PROXY": "", "no_proxy": "",
+        })
+        keep.update({k: str(v) for k, v in extra.items()})
+        return keep
+
+    def calls(self, endpoint):
+        return [r for r in self.requests if r.endpoint == endpoint]
+
+    # --- request handling ------------------------------------------------------------------
+
+    def _authorized(self, headers):
+        auth = headers.get("Authorization", "")
+        basic = "Basic " + base64.b64encode(f"{self.username}:{self.key}".encode()).decode()
+        return auth in (basic, f"Bearer {self.token}")
+
+    def _handle(self, handler):
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        path = urllib.parse.urlsplit(handler.path).path
+        request = Request(handler.command, path, dict(handler.headers), body)
+        with self._lock:
+            self.requests.append(request)
+        status, payload = self._respond(request)
+        if payload is None:  # a bare error status, as a proxy or load balancer sends it
+            data, kind = http.HTTPStatus(status).phrase.encode(), "text/plain"
+        else:
+            data, kind = json.dumps(payload).encode(), "application/json"
+        handler.send_response(status)
+        handler.send_header("Content-Type", kind)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def _respond(self, request):
+        endpoint = request.endpoint
+        if endpoint in self.fail:
+            status, message = self.fail[endpoint]
+            return status, ({"code": status, "message": message} if message else None)
+        if request.method == "PUT" and endpoint == "upload":
+            self.uploads[request.path[len(UPLOAD_PREFIX):]] = request.body
+            return 200, {}
+        if request.method != "POST" or not request.path.startswith(API_PREFIX):
+            return 404, {"code": 404, "message": f"no such endpoint {request.method} {request.path}"}
+        if endpoint == "IntrospectToken":
+            active = request.json().get("token") == self.token
+            return 200, {"active": active, "username": self.username if active else ""}
+        if not self._authorized(request.headers):
+            return 401, {"code": 401, "message": "Unauthenticated"}
+        body = request.json()
+        if endpoint == "StartSubmissionUpload":
+            token = f"blob{len(self.requests)}"
+            return 200, {"token": token, "createUrl": f"http://localhost{UPLOAD_PREFIX}{token}"}
+        if endpoint == "CreateSubmission":
+            if body.get("blobFileTokens") not in self.uploads:
+                return 400, {"code": 400, "message": "no uploaded file for this submission"}
+            self.submissions.append(body)
+            return 200, {"message": "Successfully submitted to I'm Something of a Painter Myself",
+                         "ref": 1000 + len(self.submissions)}
+        if endpoint == "CreateCodeSubmission":
+            self.code_submissions.append(body)
+            return 200, {"message": "Successfully submitted to I'm Something of a Painter Myself",
+                         "ref": 2000 + len(self.code_submissions)}
+        if endpoint == "GetSubmissionLimits":
+            return 200, {"numToday": len(self.submissions), "numAllowedNow": 5}
+        if endpoint == "SaveKernel":
+            if self.kernel_error:
+                return 200, {"error": self.kernel_error}
+            self.kernels.append(body)
+            slug = body.get("slug", "")
+            return 200, {"ref": f"/code/{slug}", "url": f"http://localhost/code/{slug}",
+                         "versionNumber": self.next_kernel_version}
+        return 404, {"code": 404, "message": f"no such endpoint {endpoint}"}
