@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "monet_keras.zipcheck",
     "monet_keras.metrics",
     "monet_keras.experiments",
+    "monet_keras.kaggle_package",
 )
 
 

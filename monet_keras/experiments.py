@@ -292,8 +292,10 @@ def write_results(runs_dir, data_dir=""):
         if any(row["mifid"] != "" for row in finished):
             values = [float(row["mifid"]) if row["mifid"] != "" else math.nan for row in finished]
             reference = ("report (Kaggle)", [REPORT_MIFID[n] for n in names])
-            plots.variant_bars(names, values, "MiFID: local estimate (this run) and the report's Kaggle score",
-                               "MiFID (lower is better)", reference, os.path.join(runs_dir, "results.png"))
+            comparable = all(row["comparable_to_kaggle"] is True for row in finished if row["mifid"] != "")
+            label = "local estimate" + ("" if comparable else " (stand-in features: NOT comparable to Kaggle)")
+            plots.variant_bars(names, values, "MiFID: local estimate and the report's Kaggle score",
+                               "MiFID (lower is better)", reference, os.path.join(runs_dir, "results.png"), label)
         else:
             values = [float(row["cycle_loss"]) if row["cycle_loss"] != "" else math.nan for row in finished]
             plots.variant_bars(names, values, "final cycle-consistency loss (no evaluation run)", "cycle loss",

@@ -121,7 +121,7 @@ def pixel_histograms(histograms, save_path=None):
     return save(figure, save_path)
 
 
-def variant_bars(variants, values, title, ylabel, reference=None, save_path=None):
+def variant_bars(variants, values, title, ylabel, reference=None, save_path=None, label="this run"):
     """Bars of one number per variant (e.g. the MiFID estimate), optionally beside reference bars.
 
     ``values``: one float (or NaN when missing) per variant. ``reference``: ``(label, values)``
@@ -131,7 +131,7 @@ def variant_bars(variants, values, title, ylabel, reference=None, save_path=None
     ax = figure.subplots()
     x = np.arange(len(variants))
     width = 0.4 if reference else 0.7
-    bars = ax.bar(x - (width / 2 if reference else 0), values, width, label="this run")
+    bars = ax.bar(x - (width / 2 if reference else 0), values, width, label=label)
     ax.bar_label(bars, labels=["" if not np.isfinite(v) else f"{v:.3g}" for v in values], fontsize=8)
     if reference:
         label, ref_values = reference

@@ -67,10 +67,12 @@ Find the library (this repository, or the `monet-keras` Kaggle dataset), pick th
     ("code", """\
 import glob, os, sys
 
-# The library: a checkout around the working folder, or a Kaggle dataset holding monet_keras/.
+# The library: a checkout around the working folder, else the Kaggle dataset made by
+# `python -m monet_keras package-kaggle` (unpacked, or its monet_keras_lib.zip as is).
 candidates = [os.getcwd(), os.path.dirname(os.getcwd())]
 candidates += [os.path.dirname(os.path.dirname(p)) for p in sorted(glob.glob("/kaggle/input/**/monet_keras/__init__.py", recursive=True))]
 library = next((c for c in candidates if os.path.isfile(os.path.join(c, "monet_keras", "__init__.py"))), None)
+library = library or next(iter(sorted(glob.glob("/kaggle/input/**/monet_keras_lib.zip", recursive=True))), None)
 if library and library not in sys.path:
     sys.path.insert(0, library)
 import monet_keras  # else it must already be importable (PYTHONPATH, pip install)

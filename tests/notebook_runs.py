@@ -20,7 +20,12 @@ class Runs:
     data_dir: str
     runs_dir: str
     exit_code: int
-    argv: list
+
+    def run_dir(self, name):
+        return os.path.join(self.runs_dir, name)
+
+    def argv(self, variants=VARIANTS):
+        return runner_argv(self.data_dir, self.runs_dir, variants)
 
 
 def runner_argv(data_dir, runs_dir, variants=VARIANTS):
@@ -44,10 +49,4 @@ def experiment_runs(tmp_path_factory):
     data_dir = str(root / "data")
     make_demo(data_dir, n_monet=6, n_photos=10, size=32, seed=0)
     runs_dir = str(root / "runs")
-    argv = runner_argv(data_dir, runs_dir)
-    exit_code = main(argv)
-    return Runs(data_dir, runs_dir, exit_code, argv)
-
-
-def run_dir(runs, name):
-    return os.path.join(runs.runs_dir, name)
+    return Runs(data_dir, runs_dir, main(runner_argv(data_dir, runs_dir)))

@@ -10,7 +10,7 @@ import pytest
 from monet_keras import experiments as ex
 from monet_keras.__main__ import main
 from monet_keras.errors import MonetKerasError
-from notebook_runs import experiment_runs, run_dir, runner_argv  # noqa: F401 (session fixture)
+pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_notebook.py
 
 
 def read_csv(path):
@@ -24,22 +24,22 @@ def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
     assert sorted(os.listdir(runs.runs_dir)) == ["Os", "Os_Aug", "Us", "Us_Aug", "results.csv", "results.md",
                                                   "results.png"]
     for name in ("Os", "Us"):
-        assert os.path.isfile(os.path.join(run_dir(runs, name), "monet_cyclegan.ipynb"))
-        assert os.path.isfile(os.path.join(run_dir(runs, name), "monet_generator.keras"))
+        assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_cyclegan.ipynb"))
+        assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_generator.keras"))
     rows = {row["variant"]: row for row in read_csv(os.path.join(runs.runs_dir, "results.csv"))}
     assert list(rows) == ["Os", "Us", "Os+Aug", "Us+Aug"]
     assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed"]
 
     # Os+Aug failed inside the notebook (executed notebook kept), Us+Aug before it ran
     assert rows["Os+Aug"]["error"].startswith("MonetKerasError: bad parameter holdout_monet=100")
-    assert os.path.isfile(os.path.join(run_dir(runs, "Os_Aug"), "monet_cyclegan.ipynb"))
+    assert os.path.isfile(os.path.join(runs.run_dir("Os_Aug"), "monet_cyclegan.ipynb"))
     assert "image_size=48" in rows["Us+Aug"]["error"]
-    assert not os.path.exists(os.path.join(run_dir(runs, "Us_Aug"), "monet_cyclegan.ipynb"))
+    assert not os.path.exists(os.path.join(runs.run_dir("Us_Aug"), "monet_cyclegan.ipynb"))
 
     # the Os row carries the run's own numbers
-    with open(os.path.join(run_dir(runs, "Os"), "scores.json"), encoding="utf-8") as f:
+    with open(os.path.join(runs.run_dir("Os"), "scores.json"), encoding="utf-8") as f:
         scores = json.load(f)
-    last = read_csv(os.path.join(run_dir(runs, "Os"), "history.csv"))[-1]
+    last = read_csv(os.path.join(runs.run_dir("Os"), "history.csv"))[-1]
     os_row = rows["Os"]
     assert float(os_row["mifid"]) == pytest.approx(scores["mifid"])
     assert float(os_row["fid"]) == pytest.approx(scores["fid"])
@@ -59,10 +59,10 @@ def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
 
 def test_second_invocation_skips_finished_variants(experiment_runs, capsys):
     runs = experiment_runs
-    notebooks = [os.path.join(run_dir(runs, n), "monet_cyclegan.ipynb") for n in ("Os", "Us")]
+    notebooks = [os.path.join(runs.run_dir(n), "monet_cyclegan.ipynb") for n in ("Os", "Us")]
     before = [os.stat(p).st_mtime_ns for p in notebooks]
     capsys.readouterr()
-    assert main(runner_argv(runs.data_dir, runs.runs_dir, variants=("Os", "Us"))) == 0
+    assert main(runs.argv(variants=("Os", "Us"))) == 0
     out = capsys.readouterr().out
     assert "Os: finished before" in out and "Us: finished before" in out and "running" not in out
     assert [os.stat(p).st_mtime_ns for p in notebooks] == before

@@ -16,7 +16,7 @@ from monet_keras import describe, plots, runtime
 from monet_keras import notebook as nb
 from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
-from notebook_runs import experiment_runs, run_dir  # noqa: F401 (session fixture)
+pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_experiments.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "monet_cyclegan.ipynb")
@@ -67,7 +67,7 @@ def test_committed_notebook_is_what_the_generator_writes():
 # --- end to end under papermill -----------------------------------------------------------------
 
 def test_papermill_run_leaves_every_output(experiment_runs):
-    run = run_dir(experiment_runs, "Os")
+    run = experiment_runs.run_dir("Os")
     for name in ("monet_cyclegan.ipynb", "config.json", "history.csv", "monet_generator.keras",
                  nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE,
                  nb.MEMORIZATION_FILE, nb.SCORES_FILE, nb.SUBMISSION_FILE):
