@@ -14,10 +14,12 @@ from monet_keras.errors import EXIT_USAGE, MonetKerasError
 
 COMMAND_MODULES = (
     "monet_keras.training",
-    "monet_keras.metrics",
     "monet_keras.submission",
     "monet_keras.zipcheck",
+    "monet_keras.metrics",
     "monet_keras.diagnostics",
+    "monet_keras.experiments",
+    "monet_keras.kaggle_package",
 )
 
 

@@ -74,3 +74,73 @@ def learning_curves(history, save_path=None):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")
     return save(figure, save_path)
+
+
+# --- data description (report Figs. 2 and 3) and the experiments' comparison --------------
+
+DOMAIN_COLORS = {"monet": "tab:purple", "photo": "tab:green"}
+
+
+def images_per_domain(counts, save_path=None):
+    """Bar plot of the number of images in each domain (report Fig. 2).
+
+    ``counts``: ``{"monet": n, "photo": n}`` as from :func:`monet_keras.describe.count_images`.
+    """
+    figure = new_figure(4.5, 3.5)
+    ax = figure.subplots()
+    domains = list(counts)
+    bars = ax.bar(domains, [counts[d] for d in domains], color=[DOMAIN_COLORS.get(d, "tab:gray") for d in domains])
+    ax.bar_label(bars, labels=[f"{counts[d]:,}" for d in domains])
+    ax.set_ylabel("images")
+    ax.set_title("images per domain")
+    ax.margins(y=0.12)
+    return save(figure, save_path)
+
+
+def pixel_histograms(histograms, save_path=None):
+    """Per-channel pixel-value distributions of each domain, one panel per domain (report Fig. 3).
+
+    ``histograms``: ``{domain: (counts, n_images)}`` with ``counts`` of shape (3, 256) as from
+    :func:`monet_keras.describe.channel_histograms`. Each curve is normalised to sum to 1.
+    """
+    figure = new_figure(5.0 * len(histograms), 3.5)
+    axes = figure.subplots(1, len(histograms), squeeze=False)[0]
+    values = np.arange(256)
+    for ax, (domain, (counts, n_images)) in zip(axes, histograms.items()):
+        counts = np.asarray(counts, dtype=np.float64)
+        for channel, color in enumerate(("red", "green", "blue")):
+            total = counts[channel].sum()
+            ax.plot(values, counts[channel] / total if total else counts[channel], color=color, lw=1.2,
+                    label=color)
+        ax.set_title(f"{domain} ({n_images} images)")
+        ax.set_xlabel("pixel value")
+        ax.set_xlim(0, 255)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share of pixels")
+    axes[0].legend(fontsize=8)
+    return save(figure, save_path)
+
+
+def variant_bars(variants, values, title, ylabel, reference=None, save_path=None, label="this run"):
+    """Bars of one number per variant (e.g. the MiFID estimate), optionally beside reference bars.
+
+    ``values``: one float (or NaN when missing) per variant. ``reference``: ``(label, values)``
+    drawn as a second bar per variant, e.g. the report's Kaggle MiFID.
+    """
+    figure = new_figure(max(5.0, 1.3 * len(variants)), 3.8)
+    ax = figure.subplots()
+    x = np.arange(len(variants))
+    width = 0.4 if reference else 0.7
+    bars = ax.bar(x - (width / 2 if reference else 0), values, width, label=label)
+    ax.bar_label(bars, labels=["" if not np.isfinite(v) else f"{v:.3g}" for v in values], fontsize=8)
+    if reference:
+        label, ref_values = reference
+        ref_bars = ax.bar(x + width / 2, ref_values, width, label=label, color="tab:gray")
+        ax.bar_label(ref_bars, labels=["" if not np.isfinite(v) else f"{v:.3g}" for v in ref_values], fontsize=8)
+        ax.legend(fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(variants)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.margins(y=0.12)
+    return save(figure, save_path)

@@ -1,0 +1,42 @@
+"""Data description: how many images each domain has, and their per-channel pixel histograms.
+
+The numbers behind the report's Fig. 2 (images per domain) and Fig. 3 (pixel histograms);
+:func:`monet_keras.plots.images_per_domain` and :func:`monet_keras.plots.pixel_histograms` draw them.
+"""
+
+import numpy as np
+
+from monet_keras import data
+from tfrecords_tools import schema
+
+CHANNELS = ("red", "green", "blue")
+
+
+def count_images(data_dir):
+    """``{"monet": n, "photo": n}``: the images of each domain of a Kaggle-layout folder.
+
+    Counts records (or JPEG files) one by one, so it is exact whatever the shard names say.
+    """
+    return {domain: len(data.list_names(data.find_domain(data_dir, domain))) for domain in schema.DOMAINS}
+
+
+def channel_histograms(data_dir, domain, max_images=None):
+    """Per-channel histograms of 8-bit pixel values of the first ``max_images`` images of ``domain``.
+
+    Pixels are the decoded JPEG values at the stored size (no resize), 0..255. Returns
+    ``(counts, n_images)``: ``counts`` is an int64 array of shape (3, 256), row c holding how
+    many pixels of channel c (red, green, blue) have each value; ``n_images`` how many images
+    were read (all of them when ``max_images`` is None).
+    """
+    images = data.load_images(data.find_domain(data_dir, domain))
+    if max_images is not None:
+        images = images.take(max_images)
+    counts = np.zeros((3, 256), dtype=np.int64)
+    n_images = 0
+    for image in images.as_numpy_iterator():
+        # decode_image scales x -> x / 127.5 - 1; undo it exactly and round back to the byte
+        pixels = np.clip(np.rint((image + 1.0) * 127.5), 0, 255).astype(np.int64).reshape(-1, 3)
+        for channel in range(3):
+            counts[channel] += np.bincount(pixels[:, channel], minlength=256)[:256]
+        n_images += 1
+    return counts, n_images

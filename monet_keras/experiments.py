@@ -1,0 +1,373 @@
+"""The batch runner: the notebook executed once per variant with papermill, and the results table.
+
+``python -m monet_keras experiments --data DIR --out RUNS_DIR [--variants all|Os,Us,...] [-p KEY VALUE]``
+
+For each variant, ``RUNS_DIR/<name>/`` (``Os+Aug`` -> ``Os_Aug``) receives the run (config.json,
+history.csv, figures, checkpoints, monet_generator.keras, images.zip, scores.json), the executed
+notebook ``monet_cyclegan.ipynb``, papermill's log ``papermill.log`` and ``result.json`` (status,
+error, wall time, the parameters it ran with). A variant whose ``result.json`` says it finished
+with the same parameters is skipped unless ``force`` (which deletes its folder and starts over);
+a failed or interrupted one is run again and resumes from its last checkpoint. A failure is
+recorded and the next variant runs; the command exits non-zero if any variant failed.
+
+After the runs, ``RUNS_DIR/results.csv``, ``results.md`` and ``results.png`` summarise every
+variant found in RUNS_DIR: the MiFID estimate, FID, KID, memorization distance, final losses
+and wall time. These are LOCAL estimates against the Monet paintings in the data folder, not
+Kaggle's scores (Kaggle scores against paintings nobody sees).
+
+The notebook runs in a kernel of this very interpreter: a private kernelspec is written to a
+temporary folder put first on ``JUPYTER_PATH``, so no user-level ``ipykernel install`` is needed.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from monet_keras.atomic import write_text
+from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.errors import MonetKerasError
+
+LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
+KERNEL_NAME = "monet-keras-python"
+RESULT_FILE = "result.json"
+EXECUTED_NOTEBOOK = "monet_cyclegan.ipynb"
+LOG_FILE = "papermill.log"
+
+# The founding report's Kaggle MiFID per variant (lower is better).
+REPORT_MIFID = {"Os": 38.553, "Us": 38.674, "Os+Aug": 47.369, "Us+Aug": 48.475,
+                "Os+DiffAug": 54.991, "Us+DiffAug": 59.493}
+LOSSES = ("monet_gen_loss", "photo_gen_loss", "monet_disc_loss", "photo_disc_loss", "cycle_loss")
+COLUMNS = ("variant", "status", "mifid", "fid", "kid", "memorization_distance", "comparable_to_kaggle",
+           "extractor") + LOSSES + ("epochs", "wall_seconds", "report_kaggle_mifid", "error")
+
+
+def folder_name(name):
+    """The run folder of a variant: ``Os+DiffAug`` -> ``Os_DiffAug``."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+def parse_variants(text):
+    """``"all"`` or ``"Os,Us+Aug"`` -> a list of variant names in the given order."""
+    if text.strip().lower() == "all":
+        return list(VARIANTS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in VARIANTS:
+            raise MonetKerasError(f"unknown variant {name!r} in --variants; known: {', '.join(VARIANTS)}")
+    if not names:
+        raise MonetKerasError("--variants names no variant")
+    return list(dict.fromkeys(names))
+
+
+def parse_parameters(pairs, variants):
+    """``[(KEY, VALUE), ...]`` -> ``(common, per_variant)``; ``VARIANT:KEY`` applies to one variant.
+
+    Keys must be ExperimentConfig fields (not ``variant``, ``data_dir`` or ``out_dir``, which
+    the runner sets). Values stay strings here; :func:`variant_parameters` converts them.
+    """
+    fields = {f for f in ExperimentConfig().to_dict()} - {"variant", "data_dir", "out_dir"}
+    common, per_variant = {}, {}
+    for key, value in pairs:
+        target = common
+        if ":" in key:
+            name, key = key.split(":", 1)
+            if name not in variants:
+                raise MonetKerasError(f"bad -p {name}:{key}: {name!r} is not among the variants to run "
+                                      f"({', '.join(variants)})")
+            target = per_variant.setdefault(name, {})
+        if key not in fields:
+            raise MonetKerasError(f"bad -p {key}: not a parameter the runner passes; known: {', '.join(sorted(fields))}")
+        target[key] = value
+    return common, per_variant
+
+
+def variant_parameters(name, data_dir, run_dir, overrides):
+    """The notebook parameters of one variant, typed and validated as an ExperimentConfig.
+
+    Returns a JSON-ready dict: ``variant``, ``data_dir``, ``out_dir`` and the overrides as
+    ExperimentConfig converts them (``"64"`` -> 64). Raises MonetKerasError for a bad value.
+    """
+    config = variant(name, data_dir=data_dir, out_dir=run_dir, **overrides)
+    values = config.to_dict()
+    return {key: values[key] for key in ("variant", "data_dir", "out_dir", *overrides)}
+
+
+# --- executing the notebook -----------------------------------------------------------------
+
+def write_kernelspec(jupyter_dir):
+    """A kernelspec named KERNEL_NAME that starts ipykernel with this interpreter, in ``jupyter_dir``."""
+    folder = os.path.join(jupyter_dir, "kernels", KERNEL_NAME)
+    os.makedirs(folder, exist_ok=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Python ({sys.executable})", "language": "python"}
+    write_text(os.path.join(folder, "kernel.json"), json.dumps(spec, indent=1) + "\n")
+    return folder
+
+
+def kernel_environment(jupyter_dir):
+    """The environment for papermill and its kernel: the private kernelspec first on JUPYTER_PATH,
+    the library importable, matplotlib headless, TensorFlow's C++ logging quiet."""
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_dir, env.get("JUPYTER_PATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (LIBRARY_ROOT, env.get("PYTHONPATH")) if p)
+    env["MPLBACKEND"] = "Agg"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def execute_notebook(notebook, output, parameters, env, log_path, timeout=None):
+    """Run ``notebook`` with papermill into ``output``; papermill's log goes to ``log_path``.
+
+    The kernel starts in the library's root folder. Returns papermill's exit status (0 = every
+    cell ran). ``timeout``: seconds per cell (None = no limit).
+    """
+    command = [sys.executable, "-m", "papermill", os.fspath(notebook), os.fspath(output),
+               "-k", KERNEL_NAME, "-y", json.dumps(parameters), "--cwd", LIBRARY_ROOT,
+               "--no-progress-bar", "--log-output"]
+    if timeout:
+        command += ["--execution-timeout", str(int(timeout))]
+    with open(log_path, "w", encoding="utf-8") as log:
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+
+
+def notebook_error(executed, log_path=None):
+    """One line saying why an execution failed: the first error output of the executed notebook
+    (``ename: evalue``), else the last line of papermill's log."""
+    try:
+        with open(executed, encoding="utf-8") as f:
+            cells = json.load(f).get("cells", [])
+    except (OSError, ValueError):
+        cells = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = " ".join(str(output.get("evalue", "")).split())
+                return f"{output.get('ename', 'error')}: {message}"
+    if log_path and os.path.exists(log_path):
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        if lines:
+            return lines[-1]
+    return "notebook execution failed (no error recorded)"
+
+
+def read_result(run_dir):
+    path = os.path.join(run_dir, RESULT_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_variant(name, parameters, run_dir, env, notebook=NOTEBOOK, force=False, timeout=None, log=print):
+    """Execute the notebook for one variant unless it already finished with ``parameters``.
+
+    Returns the variant's result dict (also written to ``RUN_DIR/result.json``), with
+    ``status`` ``"ok"``, ``"failed"`` or ``"skipped"`` (finished before; its recorded result
+    is returned with that status).
+    """
+    previous = read_result(run_dir)
+    if not force and previous and previous.get("status") == "ok" and previous.get("parameters") == parameters:
+        log(f"{name}: finished before in {run_dir}; skipped (--force runs it again)")
+        return dict(previous, status="skipped")
+    if force and os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    executed = os.path.join(run_dir, EXECUTED_NOTEBOOK)
+    log_path = os.path.join(run_dir, LOG_FILE)
+    log(f"{name}: running the notebook into {run_dir} (log: {log_path})")
+    start = time.time()
+    status = execute_notebook(notebook, executed, parameters, env, log_path, timeout)
+    seconds = time.time() - start
+    result = {"variant": name, "status": "ok" if status == 0 else "failed", "wall_seconds": round(seconds, 1),
+              "parameters": parameters, "notebook": executed,
+              "error": "" if status == 0 else notebook_error(executed, log_path)}
+    write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2) + "\n")
+    log(f"{name}: {result['status']} in {seconds:.0f} s" + (f": {result['error']}" if result["error"] else ""))
+    return result
+
+
+# --- the results table ----------------------------------------------------------------------
+
+def _last_history_row(run_dir):
+    from monet_keras.callbacks import read_history
+
+    history = read_history(os.path.join(run_dir, "history.csv"))
+    return history[-1] if history else {}
+
+
+def result_row(run_dir):
+    """One row of the results table from a variant's folder (None if it was never run)."""
+    from monet_keras.notebook import SCORES_FILE
+
+    result = read_result(run_dir)
+    if result is None:
+        return None
+    scores = {}
+    scores_path = os.path.join(run_dir, SCORES_FILE)
+    if result["status"] == "ok" and os.path.exists(scores_path):
+        with open(scores_path, encoding="utf-8") as f:
+            scores = json.load(f)
+    last = _last_history_row(run_dir) if result["status"] == "ok" else {}
+    row = {column: "" for column in COLUMNS}
+    row.update(variant=result["variant"], status=result["status"], error=result.get("error", ""),
+               wall_seconds=result.get("wall_seconds", ""),
+               report_kaggle_mifid=REPORT_MIFID.get(result["variant"], ""))
+    if scores:
+        row.update(mifid=scores["mifid"], fid=scores["fid"], kid=scores["kid_mean"],
+                   memorization_distance=scores["memorization_distance"],
+                   comparable_to_kaggle=scores["comparable_to_kaggle"], extractor=scores["extractor"])
+    if last:
+        row.update({loss: last.get(loss, "") for loss in LOSSES}, epochs=last.get("epoch", ""))
+    return row
+
+
+def collect_rows(runs_dir):
+    """Rows of every variant with a result in ``runs_dir``, in the report's order."""
+    rows = []
+    for name in VARIANTS:
+        row = result_row(os.path.join(runs_dir, folder_name(name)))
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _number(value, digits):
+    if value == "" or value is None:
+        return ""
+    return f"{float(value):.{digits}f}"
+
+
+def results_markdown(rows, data_dir=""):
+    """``results.md``: the report-style table, labelled as local estimates."""
+    lines = ["# Results of the six CycleGAN variants", ""]
+    comparable = {row["comparable_to_kaggle"] for row in rows if row["extractor"]}
+    extractors = sorted({row["extractor"] for row in rows if row["extractor"]})
+    note = ("MiFID, FID, KID and the memorization distance are **local estimates** against the Monet "
+            f"paintings in {data_dir or 'the data folder'}; Kaggle scores against paintings nobody sees, "
+            "so its numbers differ.")
+    if extractors:
+        note += f" Feature extractor: {', '.join(extractors)}"
+        note += "." if comparable == {True} else " (**NOT comparable to Kaggle**)."
+    lines += [note, "",
+              "| variant | status | MiFID (est.) | FID | KID | memorization d | G_monet | G_photo | D_monet "
+              "| D_photo | cycle | epochs | wall time (s) | report's Kaggle MiFID |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row["variant"], row["status"], _number(row["mifid"], 3), _number(row["fid"], 3),
+                 _number(row["kid"], 5), _number(row["memorization_distance"], 4),
+                 *(_number(row[loss], 4) for loss in LOSSES), str(row["epochs"]),
+                 _number(row["wall_seconds"], 0), _number(row["report_kaggle_mifid"], 3)]
+        lines.append("| " + " | ".join(cells) + " |")
+    failures = [row for row in rows if row["status"] == "failed"]
+    if failures:
+        lines += ["", "Failures:", ""] + [f"- {row['variant']}: {row['error']}" for row in failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(runs_dir, data_dir=""):
+    """Write ``results.csv``, ``results.md`` and ``results.png`` for every variant in ``runs_dir``."""
+    from monet_keras import plots
+
+    rows = collect_rows(runs_dir)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(os.path.join(runs_dir, "results.csv"), buffer.getvalue())
+    write_text(os.path.join(runs_dir, "results.md"), results_markdown(rows, data_dir))
+    finished = [row for row in rows if row["status"] == "ok"]
+    if finished:
+        names = [row["variant"] for row in finished]
+        if any(row["mifid"] != "" for row in finished):
+            values = [float(row["mifid"]) if row["mifid"] != "" else math.nan for row in finished]
+            reference = ("report (Kaggle)", [REPORT_MIFID[n] for n in names])
+            comparable = all(row["comparable_to_kaggle"] is True for row in finished if row["mifid"] != "")
+            label = "local estimate" + ("" if comparable else " (stand-in features: NOT comparable to Kaggle)")
+            plots.variant_bars(names, values, "MiFID: local estimate and the report's Kaggle score",
+                               "MiFID (lower is better)", reference, os.path.join(runs_dir, "results.png"), label)
+        else:
+            values = [float(row["cycle_loss"]) if row["cycle_loss"] != "" else math.nan for row in finished]
+            plots.variant_bars(names, values, "final cycle-consistency loss (no evaluation run)", "cycle loss",
+                               save_path=os.path.join(runs_dir, "results.png"))
+    return rows
+
+
+def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
+                    notebook=NOTEBOOK, timeout=None, log=print):
+    """Run the notebook for each of ``variants`` (default: all six) into ``runs_dir``; write the results.
+
+    ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
+    top for one variant. A variant whose values are invalid fails without running. Returns
+    ``{name: result dict}`` for this invocation (status ``ok``, ``failed`` or ``skipped``).
+    """
+    variants = list(variants or VARIANTS)
+    data_dir = os.path.abspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise MonetKerasError(f"data folder not found: {data_dir}")
+    runs_dir = os.path.abspath(runs_dir)
+    os.makedirs(runs_dir, exist_ok=True)
+    outcomes = {}
+    with tempfile.TemporaryDirectory(prefix="monet-keras-jupyter-") as jupyter_dir:
+        write_kernelspec(jupyter_dir)
+        env = kernel_environment(jupyter_dir)
+        for name in variants:
+            run_dir = os.path.join(runs_dir, folder_name(name))
+            overrides = dict(parameters or {}, **(per_variant or {}).get(name, {}))
+            try:
+                values = variant_parameters(name, data_dir, run_dir, overrides)
+            except MonetKerasError as e:
+                os.makedirs(run_dir, exist_ok=True)
+                outcomes[name] = {"variant": name, "status": "failed", "error": str(e), "wall_seconds": 0.0,
+                                  "parameters": {k: str(v) for k, v in overrides.items()}}
+                write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(outcomes[name], indent=2) + "\n")
+                log(f"{name}: failed before running: {e}")
+                continue
+            outcomes[name] = run_variant(name, values, run_dir, env, notebook, force, timeout, log)
+    write_results(runs_dir, data_dir)
+    return outcomes
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def _run_cli(args):
+    variants = parse_variants(args.variants)
+    common, per_variant = parse_parameters(args.parameter or [], variants)
+    outcomes = run_experiments(args.data, args.out, variants, common, per_variant, force=args.force,
+                               timeout=args.timeout)
+    runs_dir = os.path.abspath(args.out)
+    print(f"results: {os.path.join(runs_dir, 'results.md')} (local estimates, not Kaggle scores)")
+    failed = [name for name, outcome in outcomes.items() if outcome["status"] == "failed"]
+    if failed:
+        print(f"failed: {', '.join(failed)} (see each run folder's {LOG_FILE} and {EXECUTED_NOTEBOOK})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def register_cli(subparsers):
+    parser = subparsers.add_parser(
+        "experiments", help="run the notebook once per variant with papermill and tabulate the results",
+        description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook and run "
+                    "folder each), then write RUNS_DIR/results.csv, results.md and results.png. Exit status 1 "
+                    "if any variant failed.")
+    parser.add_argument("--data", required=True, help="Kaggle-layout data folder")
+    parser.add_argument("--out", required=True, help="folder for the run folders and the results")
+    parser.add_argument("--variants", default="all", help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                        help="a notebook parameter (an ExperimentConfig field) for every variant, e.g. "
+                             "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 (repeatable)")
+    parser.add_argument("--force", action="store_true",
+                        help="delete and rerun variants that already finished with the same parameters")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell (default: none)")
+    parser.set_defaults(func=_run_cli)

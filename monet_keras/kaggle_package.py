@@ -1,0 +1,111 @@
+"""``python -m monet_keras package-kaggle OUT_DIR --id USER/monet-keras``: the library, ready for Kaggle.
+
+Kaggle notebooks install nothing, so the library travels as a Kaggle dataset attached to the
+notebook. OUT_DIR receives two upload folders:
+
+- ``OUT_DIR/dataset/``: ``monet_keras_lib.zip`` (the ``monet_keras`` and ``tfrecords_tools``
+  packages, ``.py`` files only) and ``dataset-metadata.json``. Upload with
+  ``kaggle datasets create -p OUT_DIR/dataset`` (later: ``kaggle datasets version -p OUT_DIR/dataset -m MSG``).
+  One flat zip works either way Kaggle stores it: unpacked (the notebook finds
+  ``.../monet_keras/__init__.py`` under ``/kaggle/input``) or as the zip itself (the notebook puts
+  the zip on ``sys.path``; pure-Python packages import from a zip).
+- ``OUT_DIR/kernel/``: the notebook and ``kernel-metadata.json`` (GPU on, internet off, the
+  competition data and the dataset attached). Upload with ``kaggle kernels push -p OUT_DIR/kernel``.
+"""
+
+import json
+import os
+import re
+import shutil
+import zipfile
+
+from monet_keras.atomic import atomic_path, write_text
+from monet_keras.errors import MonetKerasError
+
+LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = ("monet_keras", "tfrecords_tools")
+LIBRARY_ZIP = "monet_keras_lib.zip"
+NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
+COMPETITION = "gan-getting-started"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,48}[a-z0-9]$")
+
+
+def check_id(dataset_id, what="--id"):
+    """``owner/slug`` as Kaggle wants it (slug: 6-50 lowercase letters, digits and hyphens)."""
+    owner, _, slug = dataset_id.partition("/")
+    if not owner or not _SLUG.match(slug):
+        raise MonetKerasError(f"bad {what} {dataset_id!r}: expected OWNER/slug, the slug 6-50 characters "
+                              "of lowercase letters, digits and hyphens")
+    return owner, slug
+
+
+def library_files():
+    """``[(archive name, path)]`` of every ``.py`` file of the packages, sorted."""
+    files = []
+    for package in PACKAGES:
+        top = os.path.join(LIBRARY_ROOT, package)
+        for folder, dirs, names in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(names):
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    files.append((os.path.relpath(path, LIBRARY_ROOT).replace(os.sep, "/"), path))
+    return files
+
+
+def write_library_zip(path):
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, source in library_files():
+            archive.write(source, name)
+    return path
+
+
+def build_package(out_dir, dataset_id, title="monet-keras library", kernel_title="Monet CycleGAN",
+                  license_name="other", force=False):
+    """Write ``OUT_DIR/dataset/`` and ``OUT_DIR/kernel/`` (see the module docstring); returns both paths."""
+    owner, _ = check_id(dataset_id)
+    kernel_slug = re.sub(r"[^a-z0-9]+", "-", kernel_title.lower()).strip("-")
+    check_id(f"{owner}/{kernel_slug}", "--kernel-title")
+    out_dir = os.fspath(out_dir)
+    if os.path.isfile(out_dir) or (os.path.isdir(out_dir) and os.listdir(out_dir) and not force):
+        raise MonetKerasError(f"output folder {out_dir} exists and is not empty (use --force to replace it)")
+    dataset_dir, kernel_dir = os.path.join(out_dir, "dataset"), os.path.join(out_dir, "kernel")
+    for folder in (dataset_dir, kernel_dir):
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
+    write_library_zip(os.path.join(dataset_dir, LIBRARY_ZIP))
+    write_text(os.path.join(dataset_dir, "dataset-metadata.json"), json.dumps(
+        {"title": title, "id": dataset_id, "licenses": [{"name": license_name}]}, indent=2) + "\n")
+    shutil.copyfile(NOTEBOOK, os.path.join(kernel_dir, os.path.basename(NOTEBOOK)))
+    write_text(os.path.join(kernel_dir, "kernel-metadata.json"), json.dumps({
+        "id": f"{owner}/{kernel_slug}", "title": kernel_title, "code_file": os.path.basename(NOTEBOOK),
+        "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": True,
+        "enable_tpu": False, "enable_internet": False, "dataset_sources": [dataset_id],
+        "competition_sources": [COMPETITION], "kernel_sources": []}, indent=2) + "\n")
+    return dataset_dir, kernel_dir
+
+
+def _run_cli(args):
+    dataset_dir, kernel_dir = build_package(args.out_dir, args.id, args.title, args.kernel_title, args.license,
+                                            args.force)
+    print(f"library dataset: {dataset_dir}")
+    print(f"  first upload:  kaggle datasets create -p {dataset_dir}")
+    print(f"  new version:   kaggle datasets version -p {dataset_dir} -m \"update monet_keras\"")
+    print(f"notebook: {kernel_dir}")
+    print(f"  upload and run: kaggle kernels push -p {kernel_dir}")
+    return 0
+
+
+def register_cli(subparsers):
+    parser = subparsers.add_parser(
+        "package-kaggle", help="build Kaggle upload folders: the library as a dataset, and the notebook",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", help="folder to write dataset/ and kernel/ into")
+    parser.add_argument("--id", required=True, help="the dataset's Kaggle id, OWNER/slug (e.g. jane/monet-keras)")
+    parser.add_argument("--title", default="monet-keras library", help="the dataset's title")
+    parser.add_argument("--kernel-title", default="Monet CycleGAN",
+                        help="the notebook's title on Kaggle (its id is OWNER/<title as slug>)")
+    parser.add_argument("--license", default="other", help="license name in dataset-metadata.json (default other)")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    parser.set_defaults(func=_run_cli)

@@ -1,0 +1,238 @@
+"""The notebook's steps as functions, so that each cell of ``notebooks/monet_cyclegan.ipynb`` is a
+few lines: build the config from the ``parameters`` cell, find the data, show a saved figure,
+translate example photos, write ``images.zip`` and evaluate it.
+
+Every figure is written as a PNG into the run folder first and then displayed from that file,
+so a headless run (papermill, CI) leaves the same figures on disk as an interactive one.
+
+Where the data comes from (:func:`find_data`), first match wins:
+
+1. ``data_dir`` given: that folder (or ``gs://`` path);
+2. the Kaggle input folder ``/kaggle/input/gan-getting-started`` (on a TPU: its GCS path);
+3. the built-in demo data (:func:`tfrecords_tools.demo.make_demo`), written once into
+   ``demo_dir`` and reused afterwards.
+"""
+
+import dataclasses
+import os
+
+from monet_keras import runtime
+from monet_keras.config import ExperimentConfig, variant
+from monet_keras.errors import MonetKerasError
+
+NOTEBOOK_OUT_DIR = "runs/notebook"  # default run folder off Kaggle
+SCORES_FILE = "scores.json"
+MEMORIZATION_FILE = "memorization_report.png"
+SUBMISSION_FILE = "images.zip"
+DOMAINS_FIGURE = "fig02_images_per_domain.png"
+HISTOGRAMS_FIGURE = "fig03_pixel_histograms.png"
+CURVES_FIGURE = "learning_curves.png"  # written by monet_keras.training.train
+EXAMPLES_FIGURE = "fig17_examples.png"
+
+# The built-in demo data: Kaggle's layout and image size, far fewer images.
+DEMO_MONET = 60
+DEMO_PHOTOS = 120
+DEMO_SIZE = 256
+DEMO_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """A data folder and where it was found: ``"given"``, ``"kaggle"``, ``"kaggle-gcs"`` or ``"demo"``."""
+
+    path: str
+    origin: str
+
+    def describe(self):
+        words = {"given": "the data_dir parameter", "kaggle": "the Kaggle input folder",
+                 "kaggle-gcs": "the Kaggle data's GCS bucket (TPU)",
+                 "demo": "built-in demo data (procedural scenes, not Monet paintings)"}
+        return f"data: {self.path} ({words[self.origin]})"
+
+
+def default_out_dir():
+    """``/kaggle/working`` on Kaggle (where Kaggle collects outputs and ``images.zip``), else ``runs/notebook``."""
+    return runtime.KAGGLE_WORKING if runtime.on_kaggle() else NOTEBOOK_OUT_DIR
+
+
+def default_demo_dir(out_dir):
+    """Where the demo data goes when it is needed: ``demo_data/`` next to the run folder, so the
+    runs of several variants in one folder share one copy."""
+    return os.path.join(os.path.dirname(os.path.abspath(out_dir)), "demo_data")
+
+
+def _is_data_folder(path):
+    from monet_keras import data
+
+    try:
+        for domain in ("monet", "photo"):
+            data.find_domain(path, domain)
+    except MonetKerasError:
+        return False
+    return True
+
+
+def find_data(data_dir="", demo_dir="demo_data", strategy=None, demo_monet=DEMO_MONET,
+              demo_photos=DEMO_PHOTOS, demo_size=DEMO_SIZE):
+    """The data folder to train on, as a :class:`DataSource` (see the module docstring for the order).
+
+    A given ``data_dir`` that does not exist raises :class:`MonetKerasError`. Demo data already
+    in ``demo_dir`` is reused; otherwise ``make_demo`` writes ``demo_monet`` paintings and
+    ``demo_photos`` photos of ``demo_size`` px there (seed 0).
+    """
+    found = runtime.find_data_dir(data_dir or None, strategy)
+    if found is not None:
+        if data_dir:
+            return DataSource(found, "given")
+        return DataSource(found, "kaggle-gcs" if found.startswith("gs://") else "kaggle")
+    demo_dir = os.fspath(demo_dir)
+    if not _is_data_folder(demo_dir):
+        from tfrecords_tools.demo import make_demo
+
+        make_demo(demo_dir, n_monet=demo_monet, n_photos=demo_photos, size=demo_size, seed=DEMO_SEED)
+    return DataSource(demo_dir, "demo")
+
+
+def local_data_dir(config):
+    """A path the Python file readers can open: the Kaggle input folder instead of a GCS bucket."""
+    if config.data_dir.startswith("gs://") and os.path.isdir(runtime.KAGGLE_INPUT):
+        return runtime.KAGGLE_INPUT
+    return config.data_dir
+
+
+def config_from_namespace(namespace, strategy=None, log=print):
+    """The run's ExperimentConfig from the notebook's parameter variables.
+
+    ``namespace``: a dict such as the notebook's ``globals()``. Its ``variant`` picks the report's
+    model; every other name that is an ExperimentConfig field overrides that variant (so any
+    field papermill injects takes effect, whether or not the ``parameters`` cell lists it).
+    ``out_dir=""`` means :func:`default_out_dir`; ``data_dir=""`` means :func:`find_data`.
+    """
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    overrides = {name: namespace[name] for name in fields if name in namespace and name != "variant"}
+    name = namespace.get("variant", "Os")
+    config = variant(name, **overrides)
+    if not config.out_dir:
+        config = config.replace(out_dir=default_out_dir())
+    source = find_data(config.data_dir, default_demo_dir(config.out_dir), strategy)
+    log(source.describe())
+    config = config.replace(data_dir=source.path)
+    log(f"run folder: {os.path.abspath(config.out_dir)}")
+    return config
+
+
+def changed_fields(config):
+    """``{field: value}`` where ``config`` differs from the default ExperimentConfig (the Os model)."""
+    default = ExperimentConfig().to_dict()
+    return {k: v for k, v in config.to_dict().items() if default[k] != v}
+
+
+def figure_path(config, name):
+    return os.path.join(config.out_dir, name)
+
+
+def show(path):
+    """Display a saved PNG in the notebook (or print its path outside IPython)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Image(filename=path))
+    else:
+        print(f"figure: {path}")
+
+
+def describe_data(config, max_images=100):
+    """Draw and save the data description figures (Figs. 2 and 3); return their paths."""
+    from monet_keras import describe, plots
+
+    folder = local_data_dir(config)
+    counts = describe.count_images(folder)
+    print("images per domain: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
+    domains_path = figure_path(config, DOMAINS_FIGURE)
+    plots.images_per_domain(counts, save_path=domains_path)
+    histograms = {d: describe.channel_histograms(folder, d, max_images) for d in counts}
+    histograms_path = figure_path(config, HISTOGRAMS_FIGURE)
+    plots.pixel_histograms(histograms, save_path=histograms_path)
+    return domains_path, histograms_path
+
+
+def example_translations(config, generator_path, count=6):
+    """Translate the first ``count`` photos with the saved generator; save the pairs (Fig. 17)."""
+    import keras
+
+    from monet_keras import data, plots
+
+    generator = keras.saving.load_model(generator_path, compile=False)
+    files = data.find_domain(local_data_dir(config), "photo")
+    photos = next(iter(data.load_images(files, config.image_size).batch(count)))
+    fakes = generator(photos, training=False)
+    path = figure_path(config, EXAMPLES_FIGURE)
+    plots.translation_grid(keras.ops.convert_to_numpy(photos), keras.ops.convert_to_numpy(fakes),
+                           title=f"{config.variant}: photo -> Monet", save_path=path)
+    return path
+
+
+def write_images_zip(config, generator_path):
+    """Translate every photo into ``RUN_DIR/images.zip`` and validate it; returns the zip's path.
+
+    Fewer photos than Kaggle's 7,000 (demo data) are accepted with a note: such a zip checks the
+    pipeline but is not a valid Kaggle submission.
+    """
+    from monet_keras import submission, zipcheck
+
+    path = figure_path(config, SUBMISSION_FILE)
+    report = submission.write_submission(generator_path, config.data_dir, path, quality=config.jpeg_quality)
+    print(report.summary())
+    allow_small = report.count < zipcheck.MIN_COUNT
+    min_count, max_count = zipcheck.count_range(allow_small)
+    zipcheck.require_valid_zip(path, min_count, max_count)
+    if allow_small:
+        print(f"{report.count} images: fine for checking the pipeline, but Kaggle needs "
+              f"{zipcheck.MIN_COUNT:,} to {zipcheck.MAX_COUNT:,}")
+    else:
+        print(f"{path} is a valid submission")
+    return path
+
+
+def translated_photos(config, generator_path, batch_size=16):
+    """A dataset of every photo translated by the saved generator: (B, S, S, 3) batches in [-1, 1]."""
+    import keras
+
+    from monet_keras import data
+
+    generator = keras.saving.load_model(generator_path, compile=False)
+    files = data.find_domain(local_data_dir(config), "photo")
+    return data.load_images(files, config.image_size).batch(batch_size).map(
+        lambda photos: generator(photos, training=False))
+
+
+def pick_extractor(weights="auto", log=print):
+    """Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
+    from monet_keras import features
+
+    try:
+        return features.inception_extractor(weights)
+    except features.WeightsUnavailable as e:
+        log(f"{e}")
+        log(f"using the stand-in extractor instead: numbers {features.NOT_COMPARABLE}")
+        return features.standin_extractor()
+
+
+def evaluate_run(config, generated, extractor=None):
+    """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet paintings.
+
+    ``generated``: ``images.zip`` or a dataset from :func:`translated_photos`. Writes
+    ``RUN_DIR/scores.json`` and ``RUN_DIR/memorization_report.png``; returns the scores dict.
+    These are local estimates: Kaggle scores against paintings no participant sees.
+    """
+    from monet_keras import metrics
+
+    extractor = extractor or pick_extractor()
+    scores = metrics.evaluate(generated, local_data_dir(config), extractor,
+                              json_path=figure_path(config, SCORES_FILE),
+                              report_path=figure_path(config, MEMORIZATION_FILE), verbose=0)
+    print(metrics.format_scores(scores))
+    return scores

@@ -1,0 +1,170 @@
+"""Write notebooks/monet_cyclegan.ipynb from the cells below (no outputs, no execution counts).
+
+Edit the cells here and run ``python notebooks/build_notebook.py``; tests/test_notebook.py checks
+that the committed notebook is exactly what this script writes.
+"""
+
+import os
+import sys
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOTEBOOK = os.path.join(HERE, "monet_cyclegan.ipynb")
+
+
+def variants_table():
+    sys.path.insert(0, os.path.dirname(HERE))
+    from monet_keras.config import VARIANTS
+
+    rows = ["| model | sampling | `augment` | `diffaugment` |", "|---|---|---|---|"]
+    for name, fields in VARIANTS.items():
+        sampling = {"over": "over (Os)", "under": "under (Us)"}[fields["sampling"]]
+        rows.append(f"| {name} | `{fields['sampling']}`: {sampling} | {fields.get('augment', False)} "
+                    f"| `{fields.get('diffaugment', '') or '(off)'}` |")
+    return "\n".join(rows)
+
+
+CELLS = [
+    ("markdown", """\
+# Photos to Monet paintings with a CycleGAN
+
+A parameterised notebook for Kaggle's *I'm Something of a Painter Myself* (`gan-getting-started`),
+built on the `monet_keras` library: it trains one of the report's six CycleGAN models, draws its
+figures, estimates its MiFID and writes `images.zip`.
+
+* **On Kaggle**: add the competition data and the `monet-keras` dataset (the library, see
+  `python -m monet_keras package-kaggle`), pick an accelerator, then *Run all*.
+* **Headless**: `papermill notebooks/monet_cyclegan.ipynb out.ipynb -p variant Us -p epochs 5`, or all
+  six variants with `python -m monet_keras experiments --data DIR --out runs/`.
+
+Every figure is also saved as a PNG in the run folder (`out_dir`)."""),
+    ("code", """\
+# Parameters: names are ExperimentConfig fields (monet_keras/config.py). Any other field of it
+# (e.g. lambda_cycle, aug_rotation, pool_size) can be added here or passed with papermill's -p.
+variant = "Os"            # Os, Us, Os+Aug, Us+Aug, Os+DiffAug, Us+DiffAug
+data_dir = ""             # "" = Kaggle input folder (GCS path on a TPU), else built-in demo data
+out_dir = ""              # "" = /kaggle/working on Kaggle, else runs/notebook
+epochs = 25
+batch_size = 1
+steps_per_epoch = None    # None = one full epoch of the sampling scheme
+image_size = 256
+base_filters = 64
+learning_rate = 2e-4
+lr_decay_epochs = 0
+cycle_noise_std = 0.0     # report eq. 8 ("adversarial self-defense"): 0.08 in the report's test
+holdout_monet = 0
+seed = 42
+precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
+evaluate = True           # MiFID estimate and memorization report
+make_submission = True    # images.zip in out_dir
+jpeg_quality = 95""", ["parameters"]),
+    ("markdown", """\
+## Setup
+
+Find the library (this repository, or the `monet-keras` Kaggle dataset), pick the strategy
+(TPU, GPU or CPU) and find the data."""),
+    ("code", """\
+import glob, os, sys
+
+# The library: a checkout around the working folder, else the Kaggle dataset made by
+# `python -m monet_keras package-kaggle` (unpacked, or its monet_keras_lib.zip as is).
+candidates = [os.getcwd(), os.path.dirname(os.getcwd())]
+candidates += [os.path.dirname(os.path.dirname(p)) for p in sorted(glob.glob("/kaggle/input/**/monet_keras/__init__.py", recursive=True))]
+library = next((c for c in candidates if os.path.isfile(os.path.join(c, "monet_keras", "__init__.py"))), None)
+library = library or next(iter(sorted(glob.glob("/kaggle/input/**/monet_keras_lib.zip", recursive=True))), None)
+if library and library not in sys.path:
+    sys.path.insert(0, library)
+import monet_keras  # else it must already be importable (PYTHONPATH, pip install)
+print(f"monet_keras from {os.path.dirname(os.path.dirname(os.path.abspath(monet_keras.__file__)))}")"""),
+    ("code", """\
+from monet_keras import notebook as nb, runtime, training
+
+strategy = runtime.pick_strategy()
+config = nb.config_from_namespace(globals(), strategy)
+print(f"variant {config.variant}; differs from the default Os model in: {nb.changed_fields(config)}")"""),
+    ("markdown", """\
+## Data description
+
+How many images each domain has (report Fig. 2) and the per-channel pixel distributions of
+both domains (Fig. 3, from the first 100 images of each)."""),
+    ("code", """\
+domains_png, histograms_png = nb.describe_data(config, max_images=100)
+nb.show(domains_png)
+nb.show(histograms_png)"""),
+    ("markdown", f"""\
+## Train the CycleGAN
+
+The parameters that switch between the report's six models (everything else as in the report:
+U-Net generators, PatchGAN discriminators, lambda_cycle = 10, identity 0.5 * lambda_cycle, Adam 2e-4):
+
+{variants_table()}
+
+Training resumes from the run folder's last checkpoint when it is run again."""),
+    ("code", """\
+result = training.train(config, strategy=strategy)
+print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; generator: {result.generator_path}")"""),
+    ("markdown", """\
+## Learning curves
+
+Adversarial losses of both generators and both discriminators, and the cycle-consistency loss,
+per epoch (report Fig. 16 a-e), from the run's `history.csv`."""),
+    ("code", """\
+nb.show(nb.figure_path(config, nb.CURVES_FIGURE))"""),
+    ("markdown", """\
+## Examples
+
+Photos and their Monet-style translation by the trained generator (report Fig. 17)."""),
+    ("code", """\
+nb.show(nb.example_translations(config, result.generator_path, count=6))"""),
+    ("markdown", """\
+## Submission
+
+Every photo translated into `images.zip` in the run folder (on Kaggle: `/kaggle/working/images.zip`)
+and checked as Kaggle would: a flat zip of 7,000 to 10,000 JPEGs of 256x256x3."""),
+    ("code", """\
+images_zip = nb.write_images_zip(config, result.generator_path) if config.make_submission else None"""),
+    ("markdown", """\
+## Evaluate
+
+A **local estimate** of Kaggle's MiFID (FID divided by the thresholded memorization distance), with
+KID and the memorization report, against the Monet paintings in the data folder. Kaggle scores
+against paintings nobody sees, so the numbers differ from the leaderboard's. Without the
+pretrained InceptionV3 weights a stand-in extractor is used and the numbers are labelled
+*NOT comparable to Kaggle*."""),
+    ("code", """\
+if config.evaluate:
+    generated = images_zip or nb.translated_photos(config, result.generator_path)
+    scores = nb.evaluate_run(config, generated)
+    nb.show(nb.figure_path(config, nb.MEMORIZATION_FILE))"""),
+    ("markdown", """\
+## Outputs
+
+Everything this run left in its folder."""),
+    ("code", """\
+for name in sorted(os.listdir(config.out_dir)):
+    print(name)"""),
+]
+
+
+def build():
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    for kind, source, *tags in CELLS:
+        cell = nbformat.v4.new_code_cell(source) if kind == "code" else nbformat.v4.new_markdown_cell(source)
+        cell.pop("id", None)
+        if tags:
+            cell.metadata["tags"] = tags[0]
+        notebook.cells.append(cell)
+    notebook.nbformat_minor = 4  # no cell ids: stable diffs
+    nbformat.validate(notebook)
+    return nbformat.writes(notebook) + "\n"
+
+
+if __name__ == "__main__":
+    with open(NOTEBOOK, "w", encoding="utf-8") as f:
+        f.write(build())
+    print(f"wrote {NOTEBOOK}")
