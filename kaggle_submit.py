@@ -175,7 +175,8 @@ def find_credentials(env=None) -> Credentials:
                            oauth.get("username") or None, secrets)
 
     if username or key:
-        missing = "KAGGLE_KEY (or \"key\" in kaggle.json)" if username else "KAGGLE_USERNAME (or \"username\" in kaggle.json)"
+        missing = ('KAGGLE_KEY (or "key" in kaggle.json)' if username
+                   else 'KAGGLE_USERNAME (or "username" in kaggle.json)')
         raise MonetKerasError(f"incomplete Kaggle credentials: {missing} is missing "
                               f"(looked in the environment and {kaggle_json})")
     why = f"; {config_problem}" if config_problem else ""

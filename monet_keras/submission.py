@@ -27,7 +27,6 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
-import numpy as np
 import tensorflow as tf
 from PIL import Image
 
