@@ -22,15 +22,12 @@ demo-data: $(DEMO_DATA)/photo_tfrec
 $(DEMO_DATA)/photo_tfrec: | venv
 	$(PY) -m tfrecords_tools demo $(DEMO_DATA) --monet 60 --photos 120 --size 256 --seed 0 --force
 
+# The notebook, executed with papermill on the demo data: runs/demo/Os/ holds the executed
+# notebook, its figures, images.zip and the evaluation; runs/demo/results.md the summary.
 demo: demo-data
-	$(PY) -m monet_keras train --data $(DEMO_DATA) --variant Os --out $(DEMO_RUN) \
-	    --image-size 64 --base-filters 16 --epochs 12 --batch-size 4
-	$(PY) -m monet_keras translate --generator $(DEMO_RUN)/monet_generator.keras \
-	    --photos $(DEMO_DATA) --out $(DEMO_RUN)/images.zip --allow-small
-	$(PY) -m monet_keras evaluate --generated $(DEMO_RUN)/images.zip --real $(DEMO_DATA) --stand-in \
-	    --out $(DEMO_RUN)/evaluation.json --report $(DEMO_RUN)/memorization.png
-	$(PY) -m monet_keras figures --run $(DEMO_RUN)
-	@echo "demo outputs in $(DEMO_RUN)/"
+	$(PY) -m monet_keras experiments --data $(DEMO_DATA) --out $(DEMO_RUN) --variants Os \
+	    -p image_size 64 -p base_filters 16 -p epochs 12 -p batch_size 4
+	@echo "demo outputs in $(DEMO_RUN)/Os/"
 
 test: venv
 	$(PY) -m pytest -q
@@ -39,4 +36,4 @@ bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(DEMO_DATA) $(DEMO_RUN)
+	rm -rf $(DEMO_DATA) runs/demo runs/notebook

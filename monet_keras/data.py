@@ -109,21 +109,24 @@ def _raw_records(files: DomainFiles, skip=frozenset()):
             records = tf.data.TFRecordDataset(path).enumerate()
             return records.map(lambda i, r: (tf.strings.join([path, "#", tf.strings.as_string(i)]), r))
 
-        def parse(key, serialized):
+        def parse(_key, serialized):
             record = schema.parse_example(serialized)
-            return key, record["image_name"], record["image"]
+            return record["image_name"], record["image"]
         records = tf.data.Dataset.from_tensor_slices(list(files.paths)).flat_map(keyed)
-        if skip:
+        if skip:  # stop quietly at a truncated file; bad records are dropped before parsing
             records = records.ignore_errors()
-        records = records.map(parse, num_parallel_calls=AUTOTUNE)
-    else:
-        names = [os.path.splitext(os.path.basename(p))[0] for p in files.paths]
-        records = tf.data.Dataset.from_tensor_slices((list(files.paths), names, list(files.paths))).map(
-            lambda key, name, path: (key, name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
-    if skip:
-        skipped = tf.constant(sorted(skip))
-        records = records.filter(lambda key, *_: tf.logical_not(tf.reduce_any(tf.equal(key, skipped))))
-    return records.map(lambda key, name, data: (name, data))
+        return _without(records, skip).map(parse, num_parallel_calls=AUTOTUNE)
+    names = [os.path.splitext(os.path.basename(p))[0] for p in files.paths]
+    records = _without(tf.data.Dataset.from_tensor_slices((list(files.paths), names)), skip)
+    return records.map(lambda path, name: (name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
+
+
+def _without(records, skip):
+    """``records`` less those whose first component (the record key) is in ``skip``."""
+    if not skip:
+        return records
+    skipped = tf.constant(sorted(skip))
+    return records.filter(lambda key, _: tf.logical_not(tf.reduce_any(tf.equal(key, skipped))))
 
 
 def check_domain(files: DomainFiles, skip_corrupt=False, log=print):

@@ -118,6 +118,19 @@ Photos and their Monet-style translation by the trained generator (report Fig. 1
     ("code", """\
 nb.show(nb.example_translations(config, result.generator_path, count=6))"""),
     ("markdown", """\
+## Diagnostics
+
+The training augmentation (report Fig. 11) and DiffAugment's operations (Fig. 13) on a few
+photos, and the self-adversarial check (Fig. 15, eq. 8): images reconstructed through both
+generators with and without N(0, 0.08) noise on the intermediate fake. A model that hides its
+input in invisible noise reconstructs well without the noise and badly with it."""),
+    ("code", """\
+from monet_keras import diagnostics
+
+check = diagnostics.write_figures(config.out_dir, config.data_dir)
+for name in ("augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
+    nb.show(nb.figure_path(config, name))"""),
+    ("markdown", """\
 ## Submission
 
 Every photo translated into `images.zip` in the run folder (on Kaggle: `/kaggle/working/images.zip`)

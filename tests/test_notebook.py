@@ -51,7 +51,7 @@ def test_notebook_sections_follow_the_report():
     headings = [source(c).splitlines()[0] for c in load_notebook()["cells"] if c["cell_type"] == "markdown"]
     sections = [h[3:] for h in headings if h.startswith("## ")]
     assert sections == ["Setup", "Data description", "Train the CycleGAN", "Learning curves", "Examples",
-                        "Submission", "Evaluate", "Outputs"]
+                        "Diagnostics", "Submission", "Evaluate", "Outputs"]
 
 
 def test_committed_notebook_is_what_the_generator_writes():
@@ -72,7 +72,8 @@ def test_papermill_run_leaves_every_output(experiment_runs):
                  nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE,
                  nb.MEMORIZATION_FILE, nb.SCORES_FILE, nb.SUBMISSION_FILE):
         assert os.path.getsize(os.path.join(run, name)) > 0, name
-    for png in (nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE):
+    for png in (nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE,
+                "augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
         with Image.open(os.path.join(run, png)) as image:
             assert image.format == "PNG"
     config = ExperimentConfig.load(os.path.join(run, "config.json"))
@@ -85,9 +86,6 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     import zipfile
     with zipfile.ZipFile(os.path.join(run, nb.SUBMISSION_FILE)) as archive:
         names = archive.namelist()
-    with open(os.path.join(experiment_runs.data_dir, "photo_jpg", os.listdir(
-            os.path.join(experiment_runs.data_dir, "photo_jpg"))[0]), "rb"):
-        pass
     photos = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(experiment_runs.data_dir, "photo_jpg")))
     assert sorted(os.path.splitext(n)[0] for n in names) == photos
 
@@ -96,7 +94,7 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     assert all(c["execution_count"] is not None for c in code)
     assert not any(o["output_type"] == "error" for c in code for o in c["outputs"])
     images = [o for c in code for o in c["outputs"] if "image/png" in o.get("data", {})]
-    assert len(images) == 5  # Figs. 2, 3, 16, 17 and the memorization report
+    assert len(images) == 8  # Figs. 2, 3, 16, 17, 11, 13, 15 and the memorization report
     text = "".join("".join(o.get("text", "")) for c in code for o in c["outputs"])
     assert "NOT comparable to Kaggle" in text
 

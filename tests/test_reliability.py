@@ -1,0 +1,90 @@
+"""Fault injection: a killed run resumes; a NaN stops training at once; random bytes never crash the reader."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kaggle_fixtures import write_kaggle_folder
+from monet_keras import callbacks as cb
+from monet_keras import data
+from monet_keras.config import tiny
+from monet_keras.errors import MonetKerasError
+from monet_keras.training import GENERATOR_FILE, build_gan, train
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=8, size=32)
+    out = tmp_path / "run"
+    steps, epochs = 150, 3
+    command = [sys.executable, "-m", "monet_keras", "train", "--data", folder, "--out", str(out),
+               "--image-size", "32", "--base-filters", "8", "--epochs", str(epochs),
+               "--steps-per-epoch", str(steps)]
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "checkpoints" / "epoch-0001.npz"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    assert first.exists(), "no checkpoint after the first epoch"
+    time.sleep(1.0)  # well into epoch 2
+    assert process.poll() is None, "the run ended before it could be killed; raise steps"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = [r["epoch"] for r in cb.read_history(out / "history.csv")]
+    assert done_before and done_before[-1] < epochs
+
+    resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"from epoch {done_before[-1]} of {epochs}" in resumed.stdout
+    assert [r["epoch"] for r in cb.read_history(out / "history.csv")] == list(range(1, epochs + 1))
+    gan = build_gan(tiny("Os", data_dir=folder))
+    assert cb.restore_latest(gan, out / "checkpoints", log=lambda *_: None) == epochs
+    # The optimizer's step count continued rather than restarting.
+    assert int(gan.monet_generator_optimizer.iterations.numpy()) == epochs * steps
+    import keras
+    assert keras.saving.load_model(out / GENERATOR_FILE).output_shape == (None, 32, 32, 3)
+
+
+def test_nan_loss_stops_at_once_and_keeps_last_good_state(tmp_path):
+    folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=2)
+    train(config, log=lambda *_: None, verbose=0)
+    checkpoint = os.path.join(config.out_dir, "checkpoints", "epoch-0001.npz")
+    stamp = os.path.getmtime(checkpoint)
+    # An absurd learning rate blows the weights up to inf/NaN within a few steps.
+    with pytest.raises(MonetKerasError, match=r"became (nan|inf|-inf) at step \d+") as info:
+        train(config.replace(epochs=3, learning_rate=1e30, steps_per_epoch=20), log=lambda *_: None, verbose=0)
+    assert "_loss" in str(info.value)
+    assert [r["epoch"] for r in cb.read_history(os.path.join(config.out_dir, "history.csv"))] == [1]
+    assert [os.path.basename(p) for p in cb.list_checkpoints(os.path.join(config.out_dir, "checkpoints"))] == \
+        ["epoch-0001.npz"]
+    assert os.path.getmtime(checkpoint) == stamp
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blobs=st.lists(st.binary(min_size=0, max_size=64), min_size=1, max_size=3))
+def test_random_record_bytes_only_raise_our_error(tmp_path, blobs):
+    import tensorflow as tf
+
+    root = write_kaggle_folder(str(tmp_path / f"d{abs(hash(tuple(blobs)))}"), n_monet=2, n_photo=2, size=32)
+    with tf.io.TFRecordWriter(os.path.join(root, "photo_tfrec", "photo09-1.tfrec")) as writer:
+        for blob in blobs:
+            writer.write(blob)
+    files = data.find_domain(root, "photo")
+    with pytest.raises(MonetKerasError) as info:
+        data.check_domain(files)
+    assert "photo09-1.tfrec" in str(info.value) and "\n" not in str(info.value)
+    # skip mode reads on without error and keeps only the good images
+    skip = data.check_domain(files, skip_corrupt=True, log=lambda *_: None)
+    images = list(data.load_images(files, 32, skip=skip).as_numpy_iterator())
+    assert len(images) == 2 and all(np.isfinite(i).all() for i in images)
