@@ -280,22 +280,13 @@ class TFRecordImages(ImageSource):
         self.description = f"TFRecords in {os.path.dirname(self.files[0]) or '.'} ({len(self.files)} files)"
 
     def __iter__(self):
-        import tensorflow as tf
-
-        from tfrecords_tools.schema import parse_example
+        from tfrecords_tools.records import iter_records
 
         for path in self.files:
-            records = iter(tf.data.TFRecordDataset(path).map(parse_example))
-            while True:
-                try:
-                    example = next(records)
-                except StopIteration:
-                    break
-                except tf.errors.OpError as e:
-                    reason = e.message.splitlines()[0]
-                    raise MonetKerasError(f"cannot read TFRecord {path}: {reason}") from None
-                name = example["image_name"].numpy().decode("utf-8", "replace")
-                yield _decode(example["image"].numpy(), f"{path} record {name!r}")
+            for index, record, problem in iter_records(path):
+                if problem is not None:
+                    raise MonetKerasError(f"cannot read TFRecord {path}: record {index}: {problem}")
+                yield _decode(record["image"], f"{path} record {record['image_name']!r}")
 
 
 def open_images(source) -> ImageSource:
