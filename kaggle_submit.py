@@ -22,26 +22,27 @@ competition source, accelerator, internet off, the library dataset) and runs
 
 Every command takes ``--competition`` (default ``gan-getting-started``) and ``--dry-run``
 (check everything, print the exact kaggle command, upload nothing). Credentials are looked up
-the way kaggle 2.2.5 does (see :func:`find_credentials`); which source is used is printed, the
-key or token never is (it is also masked in everything relayed from the CLI). A failed kaggle
-command becomes one ``error:`` line and exit status 1; bad input exits 2.
+the way kaggle 2.2.5 does (see :func:`monet_keras.kaggle_cli.find_credentials`); which source is
+used is printed, the key or token never is (it is also masked in everything relayed from the CLI).
+
+``file`` runs the whole submission again, up to ``--attempts`` times (default 3, waiting
+``--retry-delay`` seconds, doubling), when it failed transiently before the submission was
+created: a 502, 503 or 504 from Kaggle (the upload of the file included) or a dropped
+connection. A 500, a 4xx or a failure of the final CreateSubmission request is not retried.
+A failed kaggle command becomes one ``error:`` line and exit status 1; bad input exits 2.
 """
 
 import argparse
-import base64
-import dataclasses
-import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import sys
 
 from monet_keras import zipcheck
 from monet_keras.atomic import write_text
 from monet_keras.errors import EXIT_USAGE, MonetKerasError
+from monet_keras.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
 
 COMPETITION = "gan-getting-started"
 OUTPUT_FILE = "images.zip"
@@ -50,204 +51,8 @@ DEFAULT_FOLDER = "kaggle_upload"
 LIBRARY_DATASET_SLUG = "monet-keras"
 ACCELERATORS = {"none": None, "gpu": "NvidiaTeslaT4", "tpu": "TpuV5E8"}
 EXIT_KAGGLE_FAILED = 1
+FINAL_STEP = "CreateSubmission"  # the request that creates the submission: never repeated
 _PUSHED = re.compile(r"Kernel version (\d+) successfully (?:pushed|saved)")
-_HTTP_STATUS = re.compile(r"\b([45]\d\d) (?:Client|Server) Error\b")
-_TQDM = re.compile(r"\d+%\|")
-_WARNING = re.compile(r"^(?:\u26a0|Warning\b|Sessions run on)")  # the CLI's advisory lines, not the error
-
-
-class KaggleCliFailed(Exception):
-    """The kaggle CLI ran and failed; the message is one readable line."""
-
-
-# --- credentials, as kaggle 2.2.5 finds them ------------------------------------------------
-
-@dataclasses.dataclass
-class Credentials:
-    """Where the kaggle CLI will find credentials. ``source`` is safe to print; ``secrets`` never is."""
-
-    source: str
-    username: str = None  # None when only a token is known (Kaggle tells the name on use)
-    secrets: tuple = ()
-
-
-def kaggle_config_dir(env):
-    """The folder kaggle reads ``kaggle.json`` from: ``$KAGGLE_CONFIG_DIR``, else ``~/.kaggle``,
-    else (on Linux, when ``~/.kaggle`` does not exist) ``$XDG_CONFIG_HOME/kaggle`` or ``~/.config/kaggle``."""
-    if env.get("KAGGLE_CONFIG_DIR"):
-        return env["KAGGLE_CONFIG_DIR"]
-    home = _home(env)
-    legacy = os.path.join(home, ".kaggle")
-    if sys.platform.startswith("linux") and not os.path.exists(legacy):
-        return os.path.join(env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "kaggle")
-    return legacy
-
-
-def _home(env):
-    return env.get("HOME") or os.path.expanduser("~")
-
-
-def _read_text(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _read_json(path):
-    """(dict or None, problem or None)."""
-    if not os.path.isfile(path):
-        return None, None
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
-        return None, f"{path} is not valid JSON"
-    return (value, None) if isinstance(value, dict) else (None, f"{path} does not hold a JSON object")
-
-
-def _access_token(env):
-    """(token, source) in kaggle's order: notebook token file, KAGGLE_API_TOKEN (value or file),
-    ~/.kaggle/access_token, ~/.kaggle/access_token.txt."""
-    if env.get("KAGGLE_KERNEL_RUN_TYPE") is not None and env.get("KAGGLE_DATA_PROXY_URL") is not None:
-        token = _read_text(env.get("KAGGLE_API_V1_TOKEN") or "")
-        if token:
-            return token, "the Kaggle notebook's token (KAGGLE_API_V1_TOKEN)"
-    value = env.get("KAGGLE_API_TOKEN")
-    if value:
-        if os.path.exists(value):
-            token = _read_text(value)
-            if token:
-                return token, "the token file named by KAGGLE_API_TOKEN"
-        else:
-            return value, "the KAGGLE_API_TOKEN environment variable"
-    for name in ("access_token", "access_token.txt"):
-        path = os.path.join(_home(env), ".kaggle", name)
-        token = _read_text(path)
-        if token:
-            return token, path
-    return None, None
-
-
-def find_credentials(env=None) -> Credentials:
-    """The credentials the kaggle CLI (2.2.5) will use, first found first:
-
-    1. an access token (see :func:`_access_token`); Kaggle checks it and, if it is refused,
-       the CLI falls back to the next ones;
-    2. a legacy API key: ``username`` and ``key`` from ``kaggle.json`` in :func:`kaggle_config_dir`,
-       each overridden by ``KAGGLE_USERNAME`` / ``KAGGLE_KEY``;
-    3. OAuth credentials from ``kaggle auth login`` (``~/.kaggle/credentials.json``).
-
-    Raises :class:`MonetKerasError` saying what is missing when there are none.
-    """
-    env = os.environ if env is None else env
-    token, token_source = _access_token(env)
-    config_dir = kaggle_config_dir(env)
-    kaggle_json = os.path.join(config_dir, "kaggle.json")
-    config, config_problem = _read_json(kaggle_json)
-    config = dict(config or {})
-    if env.get("KAGGLE_USERNAME"):
-        config["username"] = env["KAGGLE_USERNAME"]
-    if env.get("KAGGLE_KEY"):
-        config["key"] = env["KAGGLE_KEY"]
-    username, key = config.get("username") or None, config.get("key") or None
-    oauth, _ = _read_json(os.path.join(_home(env), ".kaggle", "credentials.json"))
-    oauth = oauth if oauth and oauth.get("refresh_token") else None
-
-    secrets = [s for s in (token, key) if s]
-    if username and key:
-        secrets.append(base64.b64encode(f"{username}:{key}".encode()).decode())  # the Basic auth header
-    if oauth:
-        secrets += [str(oauth[k]) for k in ("refresh_token", "access_token") if oauth.get(k)]
-    secrets = tuple(secrets)
-
-    if token:
-        return Credentials(token_source, username or (oauth or {}).get("username") or None, secrets)
-    if username and key:
-        from_env = [name for name in ("KAGGLE_USERNAME", "KAGGLE_KEY") if env.get(name)]
-        source = " and ".join(from_env) + (" environment variable(s)" if from_env else "")
-        if len(from_env) < 2:
-            source = (source + " with " if source else "") + kaggle_json
-        return Credentials(source, username, secrets)
-    if oauth:
-        return Credentials(f"kaggle auth login ({os.path.join(_home(env), '.kaggle', 'credentials.json')})",
-                           oauth.get("username") or None, secrets)
-
-    if username or key:
-        missing = ('KAGGLE_KEY (or "key" in kaggle.json)' if username
-                   else 'KAGGLE_USERNAME (or "username" in kaggle.json)')
-        raise MonetKerasError(f"incomplete Kaggle credentials: {missing} is missing "
-                              f"(looked in the environment and {kaggle_json})")
-    why = f"; {config_problem}" if config_problem else ""
-    raise MonetKerasError(
-        f"no Kaggle credentials: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json "
-        f"(from kaggle.com/settings, API) in {config_dir}, or run `kaggle auth login`{why}")
-
-
-def redact(text, secrets):
-    """``text`` with every secret replaced by ``***``."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-# --- running the kaggle CLI -----------------------------------------------------------------
-
-def kaggle_executable():
-    """The argv prefix that runs the kaggle CLI: this Python's ``-m kaggle``, else ``kaggle`` on PATH."""
-    if importlib.util.find_spec("kaggle") is not None:
-        return [sys.executable, "-m", "kaggle"]
-    found = shutil.which("kaggle")
-    if found:
-        return [found]
-    raise MonetKerasError("the kaggle CLI is not installed: pip install kaggle==2.2.5")
-
-
-def shown(args):
-    """The kaggle command as a user would type it."""
-    return shlex.join(["kaggle", *args])
-
-
-def _segments(text):
-    """Lines of CLI output, splitting on carriage returns too (tqdm redraws with them), without progress bars."""
-    return [s.strip() for s in re.split(r"[\r\n]", text) if s.strip() and not _TQDM.search(s)]
-
-
-def _failure_line(args, returncode, stdout, stderr, credentials):
-    """One readable line for a failed kaggle command, from what the CLI printed."""
-    command = "kaggle " + " ".join(args[:2])
-    if "Authentication required" in stdout:
-        return f"{command} failed: Kaggle did not accept the credentials from {credentials.source}"
-    errors = [s for s in _segments(stderr) if not _WARNING.match(s)] or _segments(stdout) \
-        or [f"exit status {returncode}, no message"]
-    line = errors[0]
-    status = _HTTP_STATUS.search(stderr + stdout)
-    if status and status.group(1).startswith("5") or "problem on Kaggle's side" in stderr:
-        line += " (a problem on Kaggle's side; try again later)"
-    if line == "Could not submit to competition":
-        line += ": the upload of the file was refused or failed"
-    return f"{command} failed: {line}"
-
-
-def run_kaggle(args, credentials, print_fn=print):
-    """Run ``kaggle ARGS``; relay its output (secrets masked); raise :class:`KaggleCliFailed` if it fails.
-
-    Returns the CLI's standard output (masked).
-    """
-    print_fn(f"running: {shown(args)}  (credentials: {credentials.source})")
-    try:
-        proc = subprocess.run([*kaggle_executable(), *args], capture_output=True, text=True, env=os.environ.copy())
-    except OSError as e:
-        raise KaggleCliFailed(f"cannot run the kaggle CLI: {e}") from None
-    stdout = redact(proc.stdout, credentials.secrets)
-    stderr = redact(proc.stderr, credentials.secrets)
-    for line in _segments(stdout):
-        print_fn(f"  kaggle: {line}")
-    if proc.returncode != 0:
-        raise KaggleCliFailed(_failure_line(args, proc.returncode, stdout, stderr, credentials))
-    return stdout
 
 
 # --- the three flows ------------------------------------------------------------------------
@@ -345,7 +150,8 @@ def submit_file(args, print_fn=print):
         print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
         return 0
     print_fn(f"uploading {zip_path} ({os.path.getsize(zip_path) / 1e6:.1f} MB) to {args.competition}")
-    run_kaggle(kaggle_args, credentials, print_fn)
+    run_kaggle(kaggle_args, credentials, print_fn, attempts=args.attempts, retry_delay=args.retry_delay,
+               final_step=FINAL_STEP)
     print_fn(f"submitted {zip_path} to {args.competition}")
     return 0
 
@@ -380,7 +186,7 @@ def push_notebook(args, print_fn=print):
         print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
         return 0
     stdout = run_kaggle(kaggle_args, credentials, print_fn)
-    errors = [line for line in _segments(stdout) if line.startswith("Kernel push error")]
+    errors = [line for line in cli_lines(stdout) if line.startswith("Kernel push error")]
     if errors:
         raise KaggleCliFailed(f"kaggle kernels push failed: {errors[0]}")
     pushed = _PUSHED.search(stdout)
@@ -406,6 +212,26 @@ def submit_code(args, print_fn=print):
 
 # --- command line ---------------------------------------------------------------------------
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 600, got {text!r}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kaggle_submit.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -425,6 +251,10 @@ def build_parser():
     file_parser.add_argument("-m", "--message", required=True, help="the submission description")
     file_parser.add_argument("--allow-small", action="store_true",
                              help=f"accept fewer than {zipcheck.MIN_COUNT:,} images (demo/test data; Kaggle will not)")
+    file_parser.add_argument("--attempts", type=_positive_int, default=3,
+                             help="runs of the submission in all when Kaggle fails transiently (default 3)")
+    file_parser.add_argument("--retry-delay", type=_seconds, default=5.0, dest="retry_delay",
+                             help="seconds before the first retry, doubling after (default 5)")
     common(file_parser)
     file_parser.set_defaults(func=submit_file)
 

@@ -5,10 +5,16 @@
 For each variant, ``RUNS_DIR/<name>/`` (``Os+Aug`` -> ``Os_Aug``) receives the run (config.json,
 history.csv, figures, checkpoints, monet_generator.keras, images.zip, scores.json), the executed
 notebook ``monet_cyclegan.ipynb``, papermill's log ``papermill.log`` and ``result.json`` (status,
-error, wall time, the parameters it ran with). A variant whose ``result.json`` says it finished
-with the same parameters is skipped unless ``force`` (which deletes its folder and starts over);
-a failed or interrupted one is run again and resumes from its last checkpoint. A failure is
-recorded and the next variant runs; the command exits non-zero if any variant failed.
+error, wall time, the parameters it ran with). ``result.json`` says ``running`` from the moment
+a variant starts, so a variant whose batch was killed never counts as finished (the table shows
+it as ``interrupted``). A variant whose ``result.json`` says it finished with the same
+parameters is skipped unless ``force`` (which deletes its folder and starts over); a failed or
+interrupted one is run again and resumes from its last checkpoint. A failure is recorded and
+the next variant runs; the command exits non-zero if any variant failed.
+
+One batch at a time per RUNS_DIR: the batch holds ``RUNS_DIR/.lock`` (:mod:`monet_keras.runlock`);
+a second one stops at once with one ``error:`` line (exit 2), and the lock of a killed batch is
+taken over.
 
 After the runs, ``RUNS_DIR/results.csv``, ``results.md`` and ``results.png`` summarise every
 variant found in RUNS_DIR: the MiFID estimate, FID, KID, memorization distance, final losses
@@ -34,6 +40,7 @@ import time
 from monet_keras.atomic import write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
+from monet_keras.runlock import runs_dir_lock
 
 LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
@@ -41,6 +48,7 @@ KERNEL_NAME = "monet-keras-python"
 RESULT_FILE = "result.json"
 EXECUTED_NOTEBOOK = "monet_cyclegan.ipynb"
 LOG_FILE = "papermill.log"
+RUNNING = "running"  # result.json status while a variant runs; read back later, it means interrupted
 
 # The founding report's Kaggle MiFID per variant (lower is better).
 REPORT_MIFID = {"Os": 38.553, "Us": 38.674, "Os+Aug": 47.369, "Us+Aug": 48.475,
@@ -174,7 +182,7 @@ def run_variant(name, parameters, run_dir, env, notebook=NOTEBOOK, force=False, 
 
     Returns the variant's result dict (also written to ``RUN_DIR/result.json``), with
     ``status`` ``"ok"``, ``"failed"`` or ``"skipped"`` (finished before; its recorded result
-    is returned with that status).
+    is returned with that status). While the notebook runs, ``result.json`` says ``"running"``.
     """
     previous = read_result(run_dir)
     if not force and previous and previous.get("status") == "ok" and previous.get("parameters") == parameters:
@@ -185,7 +193,11 @@ def run_variant(name, parameters, run_dir, env, notebook=NOTEBOOK, force=False, 
     os.makedirs(run_dir, exist_ok=True)
     executed = os.path.join(run_dir, EXECUTED_NOTEBOOK)
     log_path = os.path.join(run_dir, LOG_FILE)
+    if previous and previous.get("status") == RUNNING and not force:
+        log(f"{name}: its previous run was interrupted; running it again (it resumes from its last checkpoint)")
     log(f"{name}: running the notebook into {run_dir} (log: {log_path})")
+    running = {"variant": name, "status": RUNNING, "parameters": parameters, "notebook": executed, "error": ""}
+    write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(running, indent=2) + "\n")
     start = time.time()
     status = execute_notebook(notebook, executed, parameters, env, log_path, timeout)
     seconds = time.time() - start
@@ -220,7 +232,8 @@ def result_row(run_dir):
             scores = json.load(f)
     last = _last_history_row(run_dir) if result["status"] == "ok" else {}
     row = {column: "" for column in COLUMNS}
-    row.update(variant=result["variant"], status=result["status"], error=result.get("error", ""),
+    status = "interrupted" if result["status"] == RUNNING else result["status"]  # the batch holds the lock
+    row.update(variant=result["variant"], status=status, error=result.get("error", ""),
                wall_seconds=result.get("wall_seconds", ""),
                report_kaggle_mifid=REPORT_MIFID.get(result["variant"], ""))
     if scores:
@@ -310,6 +323,7 @@ def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_vari
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
     top for one variant. A variant whose values are invalid fails without running. Returns
     ``{name: result dict}`` for this invocation (status ``ok``, ``failed`` or ``skipped``).
+    Holds ``runs_dir``'s lock throughout (MonetKerasError if another batch holds it).
     """
     variants = list(variants or VARIANTS)
     data_dir = os.path.abspath(data_dir)
@@ -317,6 +331,12 @@ def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_vari
         raise MonetKerasError(f"data folder not found: {data_dir}")
     runs_dir = os.path.abspath(runs_dir)
     os.makedirs(runs_dir, exist_ok=True)
+    with runs_dir_lock(runs_dir, log):
+        return _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout, log)
+
+
+def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout, log):
+    """:func:`run_experiments` once the lock is held."""
     outcomes = {}
     with tempfile.TemporaryDirectory(prefix="monet-keras-jupyter-") as jupyter_dir:
         write_kernelspec(jupyter_dir)

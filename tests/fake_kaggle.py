@@ -16,11 +16,16 @@ Endpoints (what ``kaggle competitions submit`` and ``kaggle kernels push`` call)
 - ``competitions.CompetitionApiService/CreateSubmission`` (``blobFileTokens``) -> ``{message, ref}``;
 - ``competitions.CompetitionApiService/CreateCodeSubmission`` (kernel owner/slug/version);
 - ``competitions.CompetitionApiService/GetSubmissionLimits`` (printed after a submission);
-- ``kernels.KernelsApiService/SaveKernel`` (``kaggle kernels push``) -> ``{ref, url, versionNumber}``.
+- ``kernels.KernelsApiService/SaveKernel`` (``kaggle kernels push``) -> ``{ref, url, versionNumber}``;
+- ``competitions.CompetitionApiService/DownloadDataFiles`` (``kaggle competitions download``) ->
+  a 302 redirect to ``GET /files/COMPETITION.zip``, which serves ``data_files[COMPETITION]``.
 
 Every API request must carry the test's credentials (HTTP Basic user:key, or Bearer token),
 else 401. ``fail[METHOD or "upload"] = (status, message)`` makes one endpoint answer an error:
 with a message as Kaggle's JSON error body ``{"code", "message"}``, without one as a bare status.
+``fail_first[METHOD or "upload"] = [(status, message), ...]`` does that for the next requests
+to the endpoint only, one entry each, then it answers normally; status ``DROP`` closes the
+connection without an answer (a connection reset as the client sees it).
 ``kernel_error`` makes SaveKernel refuse a push the way Kaggle does (200 with an ``error`` field).
 """
 
@@ -29,11 +34,14 @@ import dataclasses
 import http
 import http.server
 import json
+import socket
 import threading
 import urllib.parse
 
 API_PREFIX = "/api/v1/"
 UPLOAD_PREFIX = "/upload/"
+FILES_PREFIX = "/files/"
+DROP = 0  # a status in fail_first: close the connection without answering
 
 
 @dataclasses.dataclass
@@ -48,7 +56,9 @@ class Request:
         """``StartSubmissionUpload`` for an API call, ``upload`` for a file PUT."""
         if self.path.startswith(API_PREFIX):
             return self.path.rsplit("/", 1)[-1]
-        return "upload" if self.path.startswith(UPLOAD_PREFIX) else self.path
+        if self.path.startswith(UPLOAD_PREFIX):
+            return "upload"
+        return "files" if self.path.startswith(FILES_PREFIX) else self.path
 
     def json(self):
         return json.loads(self.body or b"{}")
@@ -66,6 +76,8 @@ class FakeKaggle:
         self.code_submissions = []
         self.kernels = []  # SaveKernel bodies
         self.fail = {}
+        self.fail_first = {}  # endpoint -> [(status, message), ...], used up one per request
+        self.data_files = {}  # competition -> bytes of its data zip (DownloadDataFiles)
         self.kernel_error = None  # SaveKernel answers 200 with this "error" (how Kaggle refuses a push)
         self._lock = threading.Lock()
         self._server = None
@@ -134,6 +146,23 @@ class FakeKaggle:
         with self._lock:
             self.requests.append(request)
         status, payload = self._respond(request)
+        if status == DROP:
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection dropped
+            return
+        if isinstance(payload, bytes):
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/zip")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        if status == 302:
+            handler.send_response(status)
+            handler.send_header("Location", payload["location"])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         if payload is None:  # a bare error status, as a proxy or load balancer sends it
             data, kind = http.HTTPStatus(status).phrase.encode(), "text/plain"
         else:
@@ -146,12 +175,22 @@ class FakeKaggle:
 
     def _respond(self, request):
         endpoint = request.endpoint
+        with self._lock:
+            queued = self.fail_first.get(endpoint)
+            first = queued.pop(0) if queued else None
+        if first is not None:
+            status, message = first
+            return status, ({"code": status, "message": message} if message else None)
         if endpoint in self.fail:
             status, message = self.fail[endpoint]
             return status, ({"code": status, "message": message} if message else None)
         if request.method == "PUT" and endpoint == "upload":
             self.uploads[request.path[len(UPLOAD_PREFIX):]] = request.body
             return 200, {}
+        if request.method == "GET" and endpoint == "files":
+            name = request.path[len(FILES_PREFIX):]
+            data = self.data_files.get(name[:-len(".zip")]) if name.endswith(".zip") else None
+            return (200, data) if data is not None else (404, {"code": 404, "message": f"no file {name}"})
         if request.method != "POST" or not request.path.startswith(API_PREFIX):
             return 404, {"code": 404, "message": f"no such endpoint {request.method} {request.path}"}
         if endpoint == "IntrospectToken":
@@ -182,4 +221,9 @@ class FakeKaggle:
             slug = body.get("slug", "")
             return 200, {"ref": f"/code/{slug}", "url": f"http://localhost/code/{slug}",
                          "versionNumber": self.next_kernel_version}
+        if endpoint == "DownloadDataFiles":
+            competition = body.get("competitionName")
+            if competition not in self.data_files:
+                return 404, {"code": 404, "message": f"no competition {competition}"}
+            return 302, {"location": f"http://localhost{FILES_PREFIX}{competition}.zip"}
         return 404, {"code": 404, "message": f"no such endpoint {endpoint}"}

@@ -19,8 +19,9 @@ import pytest
 from PIL import Image
 
 import kaggle_submit
+from monet_keras import kaggle_cli
 from monet_keras.errors import MonetKerasError
-from tests.fake_kaggle import FakeKaggle
+from tests.fake_kaggle import DROP, FakeKaggle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
@@ -167,22 +168,91 @@ def test_incomplete_credentials_name_the_missing_one(home, fake, images_zip, cap
     assert code == 2 and "KAGGLE_KEY" in err and "is missing" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("endpoint, status, message, expected", [
-    ("upload", 403, None, "Could not submit to competition: the upload of the file was refused or failed"),
-    ("CreateSubmission", 400, "Submission limit reached", "Submission limit reached"),
+@pytest.mark.parametrize("endpoint, status, message, expected, runs", [
+    ("upload", 403, None, "Could not submit to competition: the upload of the file was refused or failed", 1),
+    ("upload", 500, None, "Could not submit to competition: the upload of the file was refused or failed", 1),
+    ("CreateSubmission", 400, "Submission limit reached", "Submission limit reached", 1),
+    ("CreateSubmission", 503, None, "503 Server Error", 1),  # may have been created: never repeated
     ("StartSubmissionUpload", 500, None,
      "500 Server Error: Internal Server Error for url: http://localhost/api/v1/"
-     "competitions.CompetitionApiService/StartSubmissionUpload (a problem on Kaggle's side; try again later)"),
-    ("upload", 503, None, "Could not submit to competition"),
+     "competitions.CompetitionApiService/StartSubmissionUpload (a problem on Kaggle's side; try again later)", 1),
+    ("upload", 503, None, "Could not submit to competition: the upload of the file was refused or failed "
+                          "(still failing after 3 attempts)", 3),
 ])
 def test_rejections_and_server_errors_give_one_line(home, fake, images_zip, capsys, endpoint, status, message,
-                                                    expected):
+                                                    expected, runs):
+    """Each failure ends with one line and nothing submitted; only transient ones (502-504, dropped
+    connections) before CreateSubmission are run again, --attempts times in all."""
     _kaggle_json(home, fake)
     fake.fail[endpoint] = (status, message)
-    code, _, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small")
+    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small", "--retry-delay", "0")
     assert code == 1
     assert err.count("\n") == 1 and err.startswith(f"error: kaggle competitions submit failed: {expected}"), err
+    assert len(fake.calls("StartSubmissionUpload")) == runs and out.count("running: kaggle") == runs
     assert fake.submissions == []
+    if endpoint != "upload":
+        assert len(fake.calls(endpoint)) == runs
+
+
+@pytest.mark.parametrize("endpoint, status, reason", [
+    ("upload", 503, "HTTP 503 on PUT /upload/blob1"),
+    ("upload", 502, "HTTP 502 on PUT /upload/blob1"),
+    ("StartSubmissionUpload", 504, "HTTP 504"),
+    ("StartSubmissionUpload", DROP, "connection lost"),
+])
+def test_transient_failure_is_retried_then_succeeds(home, fake, images_zip, capsys, endpoint, status, reason):
+    """The CLI does not retry a failed upload itself; kaggle_submit runs the whole submission again."""
+    _kaggle_json(home, fake)
+    fake.fail_first[endpoint] = [(status, None)]
+    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "retried", "--allow-small",
+                          "--retry-delay", "0")
+    assert code == 0 and err == ""
+    assert f"attempt 1 of 3 failed: {reason}" in out and "trying again in 0 s" in out
+    assert out.count("running: kaggle") == 2
+    assert [r.endpoint for r in fake.requests if r.endpoint != "upload"] == [
+        "StartSubmissionUpload", "StartSubmissionUpload", "CreateSubmission", "GetSubmissionLimits"]
+    assert list(fake.uploads.values()) == [images_zip.read_bytes()]
+    [submission] = fake.submissions
+    assert submission["blobFileTokens"] in fake.uploads and submission["submissionDescription"] == "retried"
+
+
+def test_attempts_and_delay_options(home, fake, images_zip, capsys):
+    _kaggle_json(home, fake)
+    fake.fail["upload"] = (503, None)
+    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small", "--attempts", "1")
+    assert code == 1 and "trying again" not in out and "still failing" not in err
+    assert len(fake.calls("StartSubmissionUpload")) == 1
+    assert kaggle_cli.retry_delays(4, 5.0) == [5.0, 10.0, 20.0] and kaggle_cli.retry_delays(1, 5.0) == []
+    for bad in (("--attempts", "0"), ("--retry-delay", "-1")):
+        with pytest.raises(SystemExit) as exit_info:
+            kaggle_submit.main(["file", "--zip", str(images_zip), "-m", "x", *bad])
+        assert exit_info.value.code == 2
+
+
+def test_no_secret_in_any_output_or_file(home, fake, images_zip, tmp_path, capsys, monkeypatch):
+    """Key, token and the Basic auth header never appear in stdout, stderr or any file written,
+    through a retried upload, a refused one, a dry run and a kernel push (kaggle_upload/)."""
+    monkeypatch.setenv("KAGGLE_USERNAME", fake.username)
+    monkeypatch.setenv("KAGGLE_KEY", fake.key)
+    monkeypatch.setenv("KAGGLE_API_TOKEN", fake.token)
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps(NOTEBOOK))
+    fake.fail_first["upload"] = [(503, "bad gateway")]
+    fake.fail_first["StartSubmissionUpload"] = [(401, "Unauthenticated"), (DROP, None)]
+    runs = [("file", "--zip", images_zip, "-m", "a", "--allow-small", "--retry-delay", "0"),
+            ("file", "--zip", images_zip, "-m", "b", "--allow-small", "--retry-delay", "0"),
+            ("file", "--zip", images_zip, "-m", "c", "--allow-small", "--dry-run"),
+            ("push", "--kernel", "monet-cyclegan", "--notebook", notebook)]
+    for argv in runs:
+        _run(capsys, fake, *argv)  # checks stdout and stderr
+    assert (tmp_path / "kaggle_upload" / "kernel-metadata.json").is_file()
+    basic = base64.b64encode(f"{fake.username}:{fake.key}".encode())
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 3
+    for path in written:
+        data = path.read_bytes()
+        for secret in (fake.key.encode(), fake.token.encode(), basic):
+            assert secret not in data, path
 
 
 def test_wrong_key_is_reported_as_refused_credentials(home, fake, images_zip, capsys, monkeypatch):
@@ -251,28 +321,28 @@ def test_find_credentials_sources(tmp_path):
     home = tmp_path
     env = {"HOME": str(home)}
     with pytest.raises(MonetKerasError, match="no Kaggle credentials"):
-        kaggle_submit.find_credentials(env)
+        kaggle_cli.find_credentials(env)
     # without ~/.kaggle, Linux falls back to $XDG_CONFIG_HOME/kaggle (or ~/.config/kaggle)
     xdg = home / ".config" / "kaggle"
     xdg.mkdir(parents=True)
     (xdg / "kaggle.json").write_text(json.dumps({"username": "bob", "key": "abc"}))
-    found = kaggle_submit.find_credentials(env)
+    found = kaggle_cli.find_credentials(env)
     assert found.username == "bob" and found.source == str(xdg / "kaggle.json") and "abc" in found.secrets
     # KAGGLE_CONFIG_DIR wins over both; KAGGLE_KEY overrides the file's key
     other = tmp_path / "cfg"
     other.mkdir()
     (other / "kaggle.json").write_text(json.dumps({"username": "carol", "key": "def"}))
-    found = kaggle_submit.find_credentials({**env, "KAGGLE_CONFIG_DIR": str(other), "KAGGLE_KEY": "ghi"})
+    found = kaggle_cli.find_credentials({**env, "KAGGLE_CONFIG_DIR": str(other), "KAGGLE_KEY": "ghi"})
     assert found.username == "carol" and "ghi" in found.secrets and "def" not in found.secrets
     assert found.source == f"KAGGLE_KEY environment variable(s) with {other / 'kaggle.json'}"
     # an access token file comes first
     (home / ".kaggle").mkdir()
     (home / ".kaggle" / "access_token").write_text("tok123\n")
-    found = kaggle_submit.find_credentials(env)
+    found = kaggle_cli.find_credentials(env)
     assert found.source == str(home / ".kaggle" / "access_token") and found.secrets[0] == "tok123"
     assert all("tok123" not in text for text in (found.source, str(found.username)))
 
 
 def test_redact_masks_every_secret():
-    assert kaggle_submit.redact("Authorization: Basic QUJD key=abc", ("abc", "QUJD")) == \
+    assert kaggle_cli.redact("Authorization: Basic QUJD key=abc", ("abc", "QUJD")) == \
         "Authorization: Basic *** key=***"

@@ -1,9 +1,11 @@
 """``python -m tfrecords_tools COMMAND ...``: demo data, conversions and checks of Kaggle data.
 
 Commands: ``demo`` (procedural demo data set in the Kaggle layout), ``from-jpg`` (JPEG folder ->
-TFRecords), ``to-jpg`` (TFRecords -> JPEG folder) and ``inspect`` (every file, record and image
-checked). Bad usage, missing paths and bad input files print one ``error: ...`` line to stderr
-and exit 2; ``inspect`` exits 1 when it finds problems in the data, listing all of them.
+TFRecords), ``to-jpg`` (TFRecords -> JPEG folder), ``inspect`` (every file, record and image
+checked) and ``download`` (the competition data from Kaggle, extracted safely and counted).
+Bad usage, missing paths and bad input files print one ``error: ...`` line to stderr and exit 2;
+``inspect`` exits 1 when it finds problems in the data, listing all of them; ``download`` exits
+1 when the kaggle CLI fails.
 """
 
 import argparse
@@ -95,6 +97,25 @@ def _inspect(args):
     return 0
 
 
+def _download(args):
+    from monet_keras.kaggle_cli import KaggleCliFailed
+    from tfrecords_tools.download import download, extract
+
+    expected = {"monet": args.monet, "photo": args.photos}
+    if args.zip:
+        totals = extract(args.zip, args.out_dir, force=args.force, expected=expected, size=args.size)
+    else:
+        try:
+            totals = download(args.out_dir, args.competition, force=args.force, expected=expected, size=args.size,
+                              attempts=args.attempts, retry_delay=args.retry_delay)
+        except KaggleCliFailed as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_PROBLEMS
+    parts = [f"{domain} {count} in {kind}" for (domain, kind), count in sorted(totals.items())]
+    print(f"{args.out_dir}: verified, {'; '.join(parts)}")
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="python -m tfrecords_tools", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -132,6 +153,21 @@ def build_parser():
     inspect.add_argument("paths", metavar="PATH", nargs="+")
     inspect.add_argument("--size", type=int, default=256, help="expected image side (default 256; 0: any)")
     inspect.set_defaults(func=_inspect)
+
+    download = commands.add_parser(
+        "download", help="download the competition data with the kaggle CLI, extract it safely, verify the counts")
+    download.add_argument("out_dir", metavar="DIR")
+    download.add_argument("--competition", default="gan-getting-started", help="default gan-getting-started")
+    download.add_argument("--zip", help="extract and verify this already downloaded zip instead")
+    download.add_argument("--force", action="store_true", help="replace DIR if it is not empty (once verified)")
+    download.add_argument("--monet", type=int, default=300, help="Monet paintings expected (default 300)")
+    download.add_argument("--photos", type=int, default=7038, help="photos expected (default 7038)")
+    download.add_argument("--size", type=int, default=256, help="expected image side (default 256; 0: any)")
+    download.add_argument("--attempts", type=int, default=3,
+                          help="runs of the download in all when Kaggle fails transiently (default 3)")
+    download.add_argument("--retry-delay", type=float, default=5.0, dest="retry_delay",
+                          help="seconds before the first retry, doubling after (default 5)")
+    download.set_defaults(func=_download)
     return parser
 
 
