@@ -37,8 +37,10 @@ class RunResult:
     seconds: float
 
 
-def _optimizer(config):
-    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+def _optimizer(config, precision="float32"):
+    optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    # float16 needs loss scaling: the train step scales each loss, apply_gradients unscales.
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
 def build_networks(config):
@@ -53,11 +55,18 @@ def build_networks(config):
 
 
 def build_gan(config, strategy=None):
-    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope."""
+    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope.
+
+    The networks compute in ``config.precision`` (resolved by :func:`runtime.resolve_precision`;
+    their last layers and all losses stay float32); the augmenter stays float32.
+    """
     strategy = strategy or tf.distribute.get_strategy()
+    precision = runtime.resolve_precision(config.precision, strategy)
     with strategy.scope():
+        with runtime.dtype_policy(precision):
+            nets = build_networks(config)
         gan = CycleGAN(
-            **build_networks(config),
+            **nets,
             lambda_cycle=config.lambda_cycle,
             lambda_identity=config.lambda_identity,
             adversarial_loss=config.adversarial_loss,
@@ -67,16 +76,25 @@ def build_gan(config, strategy=None):
             seed=config.seed,
         )
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-        gan.compile(_optimizer(config), _optimizer(config), _optimizer(config), _optimizer(config),
-                    jit_compile=jit)
+        gan.compile(*[_optimizer(config, precision) for _ in range(4)], jit_compile=jit)
         gan.build_optimizers()
     return gan
 
 
 def save_generator(gan, config, path):
-    """Save G_monet as a standalone float32 ``.keras`` file, atomically."""
+    """Save G_monet as a standalone float32 ``.keras`` file, atomically.
+
+    A mixed-precision generator is rebuilt under float32 with the same weights (variables are
+    float32 under every policy), so the saved model runs float32 for inference.
+    """
+    generator = gan.monet_generator
+    if any(layer.compute_dtype != "float32" for layer in generator.layers):
+        with runtime.dtype_policy("float32"):
+            float32_generator = build_networks(config)["monet_generator"]
+        float32_generator.set_weights(generator.get_weights())
+        generator = float32_generator
     with atomic_path(path, suffix=".keras") as tmp:
-        keras.saving.save_model(gan.monet_generator, tmp)
+        keras.saving.save_model(generator, tmp)
     return path
 
 

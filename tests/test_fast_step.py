@@ -74,10 +74,13 @@ def test_fused_step_equals_reference_batch_one_and_three():
 
 
 def test_fused_step_with_loss_scaling_equals_reference():
-    # LossScaleOptimizer: the fused step keeps one (scaled) backward pass per network.
+    # LossScaleOptimizer (scale 2**15): the fused step keeps one scaled backward pass per network,
+    # and apply_gradients unscales, so the update equals plain SGD's.
     def optimizer():
         return keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
-    _assert_same_step(_step(False, optimizer=optimizer), _step(True, optimizer=optimizer))
+    scaled = _step(True, optimizer=optimizer)
+    _assert_same_step(_step(False, optimizer=optimizer), scaled)
+    _assert_same_step(_step(False), scaled)
 
 
 def test_fused_step_puts_every_discriminator_input_through_t(monkeypatch):
