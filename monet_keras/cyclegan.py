@@ -64,14 +64,16 @@ class CycleGAN(keras.Model):
             in the cycle loss (report eq. 8); 0 disables it.
         image_pool_monet, image_pool_photo: optional history pools for discriminator fakes.
         seed: seed of the noise generator.
-        fused_step: True (default, measured faster; see benchmarks/README.md) batches the
-            step's calls: each generator runs once on [other domain, own domain] (fake and
-            identity images) and once for the cycle, each discriminator once on [real, fake],
-            and each pair of networks (generators, discriminators) takes one backward pass of
-            its summed loss. False runs the straightforward step (each generator three times,
-            each discriminator twice, one backward pass per network), kept as the reference.
-            Both compute the same losses and gradients (instance norm is per image); with
-            dropout or DiffAugment on, only the random draws differ.
+        fused_step: True (default) batches the step's calls: each generator runs once on
+            [other domain, own domain] (fake and identity images) and once for the cycle, each
+            discriminator once on [real, fake], and each pair of networks (generators,
+            discriminators) takes one backward pass of its summed loss. False runs the
+            straightforward step (each generator three times, each discriminator twice, one
+            backward pass per network), kept as the reference. Both compute the same losses and
+            gradients (instance norm is per image); with dropout or DiffAugment on, only the
+            random draws differ. On the 2-core CPU the fused step measured never slower (faster
+            at small sizes, equal at 256 px where convolutions saturate it; see
+            benchmarks/README.md); GPU and TPU are unmeasured (benchmarks/gpu_check.sh).
     """
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,

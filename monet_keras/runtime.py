@@ -59,9 +59,10 @@ def device_class(strategy=None):
 def resolve_precision(precision, strategy=None):
     """``"auto"`` -> ``mixed_bfloat16`` on TPU, ``float32`` elsewhere; else the named policy.
 
-    CPU stays float32: on this project's 2-core AVX512-BF16 CPU mixed_bfloat16 was measured
-    slower (benchmarks/README.md). GPU stays float32 until benchmarks/gpu_check.sh has measured
-    mixed precision there.
+    CPU stays float32: on the project's 2-core AVX512-BF16 CPU mixed_bfloat16 was not clearly
+    faster (1.06-1.14x the float32 step speed at 256 px, within the noise of a shared machine; see
+    benchmarks/README.md). GPU stays float32 until benchmarks/gpu_check.sh has measured mixed
+    precision there.
     """
     if precision == "auto":
         return "mixed_bfloat16" if device_class(strategy) == "tpu" else "float32"
