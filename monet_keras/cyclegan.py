@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from monet_keras import diffaugment, losses
+from monet_keras import diffaugment, losses, runtime
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)
@@ -64,22 +64,24 @@ class CycleGAN(keras.Model):
             in the cycle loss (report eq. 8); 0 disables it.
         image_pool_monet, image_pool_photo: optional history pools for discriminator fakes.
         seed: seed of the noise generator.
-        fused_step: True (default) batches the step's calls: each generator runs once on
-            [other domain, own domain] (fake and identity images) and once for the cycle, each
+        fused_step: True batches the step's calls: each generator runs once on [other
+            domain, own domain] (fake and identity images) and once for the cycle, each
             discriminator once on [real, fake], and each pair of networks (generators,
             discriminators) takes one backward pass of its summed loss. False runs the
             straightforward step (each generator three times, each discriminator twice, one
-            backward pass per network), kept as the reference. Both compute the same losses and
+            backward pass per network), the reference. Both compute the same losses and
             gradients (instance norm is per image); with dropout or DiffAugment on, only the
-            random draws differ. On the 2-core CPU the fused step measured never slower (faster
-            at small sizes, equal at 256 px where convolutions saturate it; see
-            benchmarks/README.md); GPU and TPU are unmeasured (benchmarks/gpu_check.sh).
+            random draws differ. ``"auto"`` (default): False on CPU, where the fused step
+            measured no faster at 256 px (1.00-1.04x at batch 1, 0.82x at batch 4; see
+            benchmarks/README.md), True on GPU and TPU (bigger calls fill the device better;
+            unmeasured, benchmarks/gpu_check.sh measures it). Resolved under the current
+            tf.distribute strategy when the model is built.
     """
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,
                  lambda_cycle=10.0, lambda_identity=5.0, adversarial_loss="bce", augmenter=None,
                  diffaugment_policy="", cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
-                 seed=None, fused_step=True, **kwargs):
+                 seed=None, fused_step="auto", **kwargs):
         super().__init__(**kwargs)
         self.monet_generator = monet_generator
         self.photo_generator = photo_generator
@@ -96,6 +98,8 @@ class CycleGAN(keras.Model):
         self.image_pool_monet = image_pool_monet
         self.image_pool_photo = image_pool_photo
         self.noise_seed = keras.random.SeedGenerator(seed)
+        if fused_step == "auto":  # chosen by measurement, see benchmarks/README.md
+            fused_step = runtime.device_class(tf.distribute.get_strategy()) != "cpu"
         self.fused_step = bool(fused_step)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 

@@ -113,3 +113,8 @@ def test_fused_step_with_real_diffaugment_keeps_cycle_and_identity():
     assert all(np.all(np.isfinite(g)) for network in grads for g in network)
     for name in ("cycle_loss", "identity_loss"):
         assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
+
+
+def test_auto_picks_the_reference_step_on_cpu():
+    # Measured (benchmarks/README.md): on CPU the fused step is no faster at 256 px.
+    assert _gan("auto").fused_step is False
