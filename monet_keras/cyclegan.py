@@ -72,7 +72,7 @@ class CycleGAN(keras.Model):
             backward pass per network), the reference. Both compute the same losses and
             gradients (instance norm is per image); with dropout or DiffAugment on, only the
             random draws differ. ``"auto"`` (default): False on CPU, where the fused step
-            measured no faster at 256 px (1.00-1.04x at batch 1, 0.82x at batch 4; see
+            measured no faster at 256 px (1.00-1.04x at batch 1, 0.82-0.98x at batch 4; see
             benchmarks/README.md), True on GPU and TPU (bigger calls fill the device better;
             unmeasured, benchmarks/gpu_check.sh measures it). Resolved under the current
             tf.distribute strategy when the model is built.
