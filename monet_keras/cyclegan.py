@@ -8,11 +8,13 @@ Losses are per example and reduced over the *global* batch (see :mod:`monet_kera
 training under a ``tf.distribute`` strategy makes the same update as one device.
 """
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-from monet_keras import diffaugment, losses
+from monet_keras import diffaugment, losses, runtime
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)
@@ -22,6 +24,26 @@ LOSS_NAMES = (
     "cycle_loss",  # both directions, times lambda_cycle
     "identity_loss",  # both generators, times lambda_identity
 )
+
+
+class _Images(NamedTuple):
+    """The generated images the cycle and identity losses compare with the real ones."""
+
+    cycled_monet: object
+    cycled_photo: object
+    same_monet: object
+    same_photo: object
+
+
+class _Logits(NamedTuple):
+    """Discriminator logits of T(real), T(fake) (generator loss) and T(pooled fake) (D loss)."""
+
+    real_monet: object
+    real_photo: object
+    fake_monet: object
+    fake_photo: object
+    pooled_monet: object
+    pooled_photo: object
 
 
 class CycleGAN(keras.Model):
@@ -42,12 +64,24 @@ class CycleGAN(keras.Model):
             in the cycle loss (report eq. 8); 0 disables it.
         image_pool_monet, image_pool_photo: optional history pools for discriminator fakes.
         seed: seed of the noise generator.
+        fused_step: True batches the step's calls: each generator runs once on [other
+            domain, own domain] (fake and identity images) and once for the cycle, each
+            discriminator once on [real, fake], and each pair of networks (generators,
+            discriminators) takes one backward pass of its summed loss. False runs the
+            straightforward step (each generator three times, each discriminator twice, one
+            backward pass per network), the reference. Both compute the same losses and
+            gradients (instance norm is per image); with dropout or DiffAugment on, only the
+            random draws differ. ``"auto"`` (default): False on CPU, where the fused step
+            measured no faster at 256 px (1.00-1.04x at batch 1, 0.82-0.98x at batch 4; see
+            benchmarks/README.md), True on GPU and TPU (bigger calls fill the device better;
+            unmeasured, benchmarks/gpu_check.sh measures it). Resolved under the current
+            tf.distribute strategy when the model is built.
     """
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,
                  lambda_cycle=10.0, lambda_identity=5.0, adversarial_loss="bce", augmenter=None,
                  diffaugment_policy="", cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
-                 seed=None, **kwargs):
+                 seed=None, fused_step="auto", **kwargs):
         super().__init__(**kwargs)
         self.monet_generator = monet_generator
         self.photo_generator = photo_generator
@@ -64,6 +98,9 @@ class CycleGAN(keras.Model):
         self.image_pool_monet = image_pool_monet
         self.image_pool_photo = image_pool_photo
         self.noise_seed = keras.random.SeedGenerator(seed)
+        if fused_step == "auto":  # chosen by measurement, see benchmarks/README.md
+            fused_step = runtime.device_class(tf.distribute.get_strategy()) != "cpu"
+        self.fused_step = bool(fused_step)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
     def compile(self, monet_generator_optimizer, photo_generator_optimizer,
@@ -122,6 +159,65 @@ class CycleGAN(keras.Model):
     def _pooled(pool, fakes):
         return fakes if pool is None else pool.query(fakes)
 
+    def _reference_forward(self, real_monet, real_photo):
+        """The straightforward step: each generator three times, each discriminator twice."""
+        # photo -> Monet -> photo, and Monet -> photo -> Monet.
+        fake_monet = self.monet_generator(real_photo, training=True)
+        cycled_photo = self.photo_generator(self._noisy(fake_monet), training=True)
+        fake_photo = self.photo_generator(real_monet, training=True)
+        cycled_monet = self.monet_generator(self._noisy(fake_photo), training=True)
+
+        # Identity: each generator should leave its own domain unchanged.
+        same_monet = self.monet_generator(real_monet, training=True)
+        same_photo = self.photo_generator(real_photo, training=True)
+
+        # Discriminator outputs, every input through T(); the fakes of the discriminator loss
+        # may come from the history pool.
+        disc_real_monet = self._discriminate(self.monet_discriminator, real_monet)
+        disc_real_photo = self._discriminate(self.photo_discriminator, real_photo)
+        disc_fake_monet = self._discriminate(self.monet_discriminator, fake_monet)
+        disc_fake_photo = self._discriminate(self.photo_discriminator, fake_photo)
+        logits = _Logits(
+            disc_real_monet, disc_real_photo, disc_fake_monet, disc_fake_photo,
+            pooled_monet=disc_fake_monet if self.image_pool_monet is None else self._discriminate(
+                self.monet_discriminator, self._pooled(self.image_pool_monet, fake_monet)),
+            pooled_photo=disc_fake_photo if self.image_pool_photo is None else self._discriminate(
+                self.photo_discriminator, self._pooled(self.image_pool_photo, fake_photo)),
+        )
+        return _Images(cycled_monet, cycled_photo, same_monet, same_photo), logits
+
+    def _fused_forward(self, real_monet, real_photo):
+        """The same images and logits as :meth:`_reference_forward` from batched calls.
+
+        Instance norm, convolutions and activations act on each image alone, so a call on a
+        concatenated batch gives, image by image, the outputs of separate calls.
+        """
+        # Fake and identity images: one call per generator on [other domain, own domain].
+        fake_monet, same_monet = _split(
+            self.monet_generator(ops.concatenate([real_photo, real_monet], axis=0), training=True), 2)
+        fake_photo, same_photo = _split(
+            self.photo_generator(ops.concatenate([real_monet, real_photo], axis=0), training=True), 2)
+        # Cycles, in the reference's order (so the noise draws are the same).
+        cycled_photo = self.photo_generator(self._noisy(fake_monet), training=True)
+        cycled_monet = self.monet_generator(self._noisy(fake_photo), training=True)
+
+        # One call per discriminator on [real, fake(, pooled fake)], every input through T().
+        def discriminate(discriminator, pool, real, fake):
+            parts = [real, fake] if pool is None else [real, fake, self._pooled(pool, fake)]
+            out = _split(self._discriminate(discriminator, ops.concatenate(parts, axis=0)), len(parts))
+            return out[0], out[1], out[-1]
+
+        real_m, fake_m, pooled_m = discriminate(self.monet_discriminator, self.image_pool_monet, real_monet,
+                                                fake_monet)
+        real_p, fake_p, pooled_p = discriminate(self.photo_discriminator, self.image_pool_photo, real_photo,
+                                                fake_photo)
+        return (_Images(cycled_monet, cycled_photo, same_monet, same_photo),
+                _Logits(real_m, real_p, fake_m, fake_p, pooled_m, pooled_p))
+
+    def _uses_loss_scaling(self):
+        return any(isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+                   for _, optimizer in self.networks_and_optimizers)
+
     def train_step(self, data):
         real_monet, real_photo = data
         global_batch = self._global_batch_size(real_monet)
@@ -134,56 +230,52 @@ class CycleGAN(keras.Model):
             real_monet = self.augmenter(real_monet, training=True)
             real_photo = self.augmenter(real_photo, training=True)
 
+        forward = self._fused_forward if self.fused_step else self._reference_forward
         with tf.GradientTape(persistent=True) as tape:
-            # photo -> Monet -> photo, and Monet -> photo -> Monet.
-            fake_monet = self.monet_generator(real_photo, training=True)
-            cycled_photo = self.photo_generator(self._noisy(fake_monet), training=True)
-            fake_photo = self.photo_generator(real_monet, training=True)
-            cycled_monet = self.monet_generator(self._noisy(fake_photo), training=True)
-
-            # Identity: each generator should leave its own domain unchanged.
-            same_monet = self.monet_generator(real_monet, training=True)
-            same_photo = self.photo_generator(real_photo, training=True)
-
-            # Discriminator outputs, every input through T().
-            disc_real_monet = self._discriminate(self.monet_discriminator, real_monet)
-            disc_real_photo = self._discriminate(self.photo_discriminator, real_photo)
-            disc_fake_monet = self._discriminate(self.monet_discriminator, fake_monet)
-            disc_fake_photo = self._discriminate(self.photo_discriminator, fake_photo)
+            images, logits = forward(real_monet, real_photo)
 
             # Generator losses: fool the discriminator, close both cycles, keep identities.
             kind = self.adversarial_loss
-            monet_gen = losses.generator_loss(disc_fake_monet, kind)
-            photo_gen = losses.generator_loss(disc_fake_photo, kind)
-            cycle = (losses.cycle_loss(real_monet, cycled_monet, self.lambda_cycle)
-                     + losses.cycle_loss(real_photo, cycled_photo, self.lambda_cycle))
-            monet_identity = losses.identity_loss(real_monet, same_monet, self.lambda_identity)
-            photo_identity = losses.identity_loss(real_photo, same_photo, self.lambda_identity)
-            total_monet_gen = mean(monet_gen + cycle + monet_identity)
-            total_photo_gen = mean(photo_gen + cycle + photo_identity)
+            monet_gen = losses.generator_loss(logits.fake_monet, kind)
+            photo_gen = losses.generator_loss(logits.fake_photo, kind)
+            cycle = (losses.cycle_loss(real_monet, images.cycled_monet, self.lambda_cycle)
+                     + losses.cycle_loss(real_photo, images.cycled_photo, self.lambda_cycle))
+            monet_identity = losses.identity_loss(real_monet, images.same_monet, self.lambda_identity)
+            photo_identity = losses.identity_loss(real_photo, images.same_photo, self.lambda_identity)
 
-            # Discriminator losses: the fakes may come from the history pool.
-            if self.image_pool_monet is not None:
-                disc_fake_monet = self._discriminate(
-                    self.monet_discriminator, self._pooled(self.image_pool_monet, fake_monet))
-            if self.image_pool_photo is not None:
-                disc_fake_photo = self._discriminate(
-                    self.photo_discriminator, self._pooled(self.image_pool_photo, fake_photo))
-            monet_disc = losses.discriminator_loss(disc_real_monet, disc_fake_monet, kind)
-            photo_disc = losses.discriminator_loss(disc_real_photo, disc_fake_photo, kind)
-            total_monet_disc = mean(monet_disc)
-            total_photo_disc = mean(photo_disc)
+            # Discriminator losses (on the pooled fakes when there is a pool).
+            monet_disc = losses.discriminator_loss(logits.real_monet, logits.pooled_monet, kind)
+            photo_disc = losses.discriminator_loss(logits.real_photo, logits.pooled_photo, kind)
 
-        # One update of each network by its own optimizer.
-        for loss, (network, optimizer) in zip(
-                (total_monet_gen, total_photo_gen, total_monet_disc, total_photo_disc),
-                self.networks_and_optimizers):
-            # scale_loss is the identity unless the optimizer is a LossScaleOptimizer (float16).
-            grads = tape.gradient(optimizer.scale_loss(loss), network.trainable_variables)
-            optimizer.apply_gradients(zip(grads, network.trainable_variables))
+            if self.fused_step and not self._uses_loss_scaling():
+                # One backward pass per pair of networks. Exact: a pair's summed loss differs from
+                # each network's own loss (below) only by terms with no path to that network's
+                # weights (photo_gen and photo_identity never reach G_monet, photo_disc never
+                # D_monet, and so on).
+                pairs = self.networks_and_optimizers
+                groups = ((mean(monet_gen + photo_gen + cycle + monet_identity + photo_identity), pairs[:2]),
+                          (mean(monet_disc + photo_disc), pairs[2:]))
+            else:
+                # Each network's own loss, in the order of networks_and_optimizers. scale_loss is
+                # the identity unless the optimizer is a LossScaleOptimizer (float16).
+                network_losses = (mean(monet_gen + cycle + monet_identity), mean(photo_gen + cycle + photo_identity),
+                                  mean(monet_disc), mean(photo_disc))
+                groups = tuple((optimizer.scale_loss(loss), ((network, optimizer),))
+                               for loss, (network, optimizer) in zip(network_losses, self.networks_and_optimizers))
+
+        # One update of each network by its own optimizer (apply_gradients unscales float16 ones).
+        for loss, pairs in groups:
+            grads = tape.gradient(loss, [network.trainable_variables for network, _ in pairs])
+            for (network, optimizer), network_grads in zip(pairs, grads):
+                optimizer.apply_gradients(zip(network_grads, network.trainable_variables))
         del tape
 
         for name, value in zip(LOSS_NAMES, (monet_gen, photo_gen, monet_disc, photo_disc, cycle,
                                             monet_identity + photo_identity)):
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+
+def _split(batched, parts):
+    """The ``parts`` equal consecutive pieces of a concatenated batch."""
+    return ops.split(batched, parts, axis=0)

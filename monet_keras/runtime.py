@@ -1,5 +1,6 @@
 """Where we run: distribution strategy, precision, seeds and the Kaggle data folder."""
 
+import contextlib
 import os
 
 import keras
@@ -56,10 +57,29 @@ def device_class(strategy=None):
 
 
 def resolve_precision(precision, strategy=None):
-    """``"auto"`` -> ``mixed_bfloat16`` on TPU, ``float32`` elsewhere; else the named policy."""
+    """``"auto"`` -> ``mixed_bfloat16`` on TPU, ``float32`` elsewhere; else the named policy.
+
+    CPU stays float32: on the project's 2-core AVX512-BF16 CPU mixed_bfloat16 was not clearly
+    faster (1.06-1.14x the float32 step speed at 256 px, within the noise of a shared machine; see
+    benchmarks/README.md). GPU stays float32 until benchmarks/gpu_check.sh has measured mixed
+    precision there.
+    """
     if precision == "auto":
         return "mixed_bfloat16" if device_class(strategy) == "tpu" else "float32"
     return precision
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Keras layers created inside the block use the dtype policy ``policy`` (e.g.
+    ``"mixed_bfloat16"``: bfloat16 compute, float32 variables); the previous global policy is
+    restored on exit, so nothing outlives the block."""
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
 
 
 def set_seed(seed):

@@ -39,12 +39,16 @@ class RunResult:
     seconds: float
 
 
-def _optimizer(config, ema=False):
-    """Adam of the report; ``ema`` keeps an exponential moving average of the weights it updates."""
+def _optimizer(config, precision="float32", ema=False):
+    """Adam of the report. ``ema``: keep an exponential moving average of the weights it updates
+    (when ``config.ema_decay`` > 0). float16 needs loss scaling: the train step scales each loss,
+    apply_gradients unscales."""
     if ema and config.ema_decay > 0:
-        return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
-                                     ema_momentum=config.ema_decay)
-    return keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+        optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
+                                          ema_momentum=config.ema_decay)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
 def build_networks(config):
@@ -59,11 +63,18 @@ def build_networks(config):
 
 
 def build_gan(config, strategy=None):
-    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope."""
+    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope.
+
+    The networks compute in ``config.precision`` (resolved by :func:`runtime.resolve_precision`;
+    their last layers and all losses stay float32); the augmenter stays float32.
+    """
     strategy = strategy or tf.distribute.get_strategy()
+    precision = runtime.resolve_precision(config.precision, strategy)
     with strategy.scope():
+        with runtime.dtype_policy(precision):
+            nets = build_networks(config)
         gan = CycleGAN(
-            **build_networks(config),
+            **nets,
             lambda_cycle=config.lambda_cycle,
             lambda_identity=config.lambda_identity,
             adversarial_loss=config.adversarial_loss,
@@ -75,8 +86,8 @@ def build_gan(config, strategy=None):
             seed=config.seed,
         )
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-        gan.compile(_optimizer(config, ema=True), _optimizer(config, ema=True), _optimizer(config),
-                    _optimizer(config), jit_compile=jit)
+        gan.compile(_optimizer(config, precision, ema=True), _optimizer(config, precision, ema=True),
+                    _optimizer(config, precision), _optimizer(config, precision), jit_compile=jit)
         gan.build_optimizers()
     return gan
 
@@ -89,7 +100,8 @@ def _pool(config, offset):
 
 def generator_to_save(gan):
     """G_monet with its EMA weights when its optimizer keeps them, else G_monet itself."""
-    generator, optimizer = gan.monet_generator, gan.monet_generator_optimizer
+    generator = gan.monet_generator
+    optimizer = getattr(gan.monet_generator_optimizer, "inner_optimizer", gan.monet_generator_optimizer)
     if not optimizer.use_ema:
         return generator
     averaged = keras.models.clone_model(generator)
@@ -100,15 +112,24 @@ def generator_to_save(gan):
 
 
 def save_generator(gan, config, path):
-    """Save G_monet (its EMA weights when ema_decay > 0) as a standalone ``.keras`` file, atomically."""
-    with atomic_path(path, suffix=".keras") as tmp:
-        keras.saving.save_model(generator_to_save(gan), tmp)
-    return path
+    """Save G_monet (its EMA weights when ema_decay > 0) as a standalone float32 ``.keras`` file, atomically."""
+    return _save_float32(generator_to_save(gan), config, "monet_generator", path)
 
 
-def save_photo_generator(gan, path):
+def save_photo_generator(gan, config, path):
+    return _save_float32(gan.photo_generator, config, "photo_generator", path)
+
+
+def _save_float32(generator, config, name, path):
+    """Save ``generator`` atomically; a mixed-precision one is rebuilt under float32 with the same
+    weights (variables are float32 under every policy), so the saved model runs float32."""
+    if any(layer.compute_dtype != "float32" for layer in generator.layers):
+        with runtime.dtype_policy("float32"):
+            float32_generator = build_networks(config)[name]
+        float32_generator.set_weights(generator.get_weights())
+        generator = float32_generator
     with atomic_path(path, suffix=".keras") as tmp:
-        keras.saving.save_model(gan.photo_generator, tmp)
+        keras.saving.save_model(generator, tmp)
     return path
 
 
@@ -172,7 +193,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     if history:
         plots.learning_curves(history, save_path=os.path.join(run_dir, "learning_curves.png"))
     generator_path = save_generator(gan, config, os.path.join(run_dir, GENERATOR_FILE))
-    save_photo_generator(gan, os.path.join(run_dir, PHOTO_GENERATOR_FILE))
+    save_photo_generator(gan, config, os.path.join(run_dir, PHOTO_GENERATOR_FILE))
     log(f"saved {generator_path}")
     return RunResult(run_dir, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# GPU check, prepared for a GPU machine (none was available when it was written; see README.md).
+# Run from anywhere: bash benchmarks/gpu_check.sh   (about 6-8 minutes on one modern GPU)
+#  1. uses the installed TensorFlow if it sees a GPU, else installs tensorflow[and-cuda]==2.21.0
+#     and requirements.txt (without its tensorflow-cpu line) into /tmp/monet-venv-gpu;
+#  2. bench_train.py at 256 px, batch 1 and 16, float32 / mixed_bfloat16 / mixed_float16,
+#     XLA off and on: reference vs fused step, FLOP/s against the GPU's measured matmul peak;
+#  3. benchmarks/bench_submission.py (the submission writer) on 3000 synthetic photos, if present.
+# Every part has its own time limit so the whole script ends inside 8 minutes; the tables are
+# printed together at the end (and to $OUT/gpu_check.log, or /tmp/gpu_check.log).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="$PWD"
+LOG=${OUT:-/tmp}/gpu_check.log
+: > "$LOG"
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
+    echo "installing tensorflow[and-cuda]==2.21.0 into /tmp/monet-venv-gpu" | tee -a "$LOG"
+    python3 -m venv /tmp/monet-venv-gpu && PY=/tmp/monet-venv-gpu/bin/python
+    grep -v '^tensorflow-cpu' requirements.txt > /tmp/monet-venv-gpu/requirements-gpu.txt
+    timeout 240 "$PY" -m pip install -q "tensorflow[and-cuda]==2.21.0" -r /tmp/monet-venv-gpu/requirements-gpu.txt \
+        || { echo "error: could not install the GPU wheel (no network?)" | tee -a "$LOG"; exit 2; }
+fi
+"$PY" -c "import tensorflow as tf; print('GPUs:', tf.config.list_physical_devices('GPU'))" | tee -a "$LOG"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
+
+# float32 and bf16 without XLA first (the defaults to decide), then float16 and XLA.
+timeout 200 "$PY" benchmarks/bench_train.py --sizes 256 --batches 1,16 --precisions float32,mixed_bfloat16 \
+    --jit false --steps 10 --warmup 3 --no-pipeline 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
+timeout 170 "$PY" benchmarks/bench_train.py --sizes 256 --batches 1,16 --precisions mixed_float16,float32 \
+    --jit true --steps 10 --warmup 3 --no-pipeline --no-peak 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
+timeout 60 "$PY" benchmarks/bench_train.py --sizes 256 --batches 16 --precisions mixed_float16 \
+    --jit false --steps 10 --warmup 3 --no-pipeline --no-peak 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
+if [ -f benchmarks/bench_submission.py ]; then
+    timeout 90 "$PY" benchmarks/bench_submission.py --photos-count 3000 --base-filters 64 2>&1 \
+        | tee -a "$LOG" | grep -v '^[WIE]0000'
+fi
+
+echo
+echo "=== summary (train step rows: size batch precision xla ref fused ratio ...) ==="
+grep -E '^ *256 +(1|16) ' "$LOG" | sort -u
+echo "full log: $LOG"

@@ -1,0 +1,50 @@
+"""Mixed precision: networks compute in the policy's dtype, losses and the saved generator are float32."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kaggle_fixtures import write_kaggle_folder
+from monet_keras import callbacks as cb
+from monet_keras import runtime
+from monet_keras.config import tiny
+from monet_keras.training import build_gan, train
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=4, n_photo=6, size=32)
+
+
+@pytest.mark.parametrize("precision,compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=1,
+                  batch_size=2, precision=precision)
+    gan = build_gan(config)
+    # The networks compute in the policy's dtype, their variables are float32, the outputs float32.
+    conv = gan.monet_generator.get_layer("down2_conv")
+    assert conv.compute_dtype == compute and conv.kernel.dtype == "float32"
+    assert gan.monet_generator.get_layer("to_image").compute_dtype == "float32"
+    assert gan.monet_discriminator.get_layer("logits").compute_dtype == "float32"
+    loss_scaled = isinstance(gan.monet_generator_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == (precision == "mixed_float16")
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # the policy did not leak
+
+    result = train(config, log=lambda *_: None, verbose=0)
+    assert all(np.isfinite(v) for v in result.history[0].values())
+    saved = keras.saving.load_model(result.generator_path)
+    assert all(layer.compute_dtype == "float32" for layer in saved.layers)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    y = saved(x, training=False)
+    assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
+    # Same weights as the mixed-precision generator of the last checkpoint: outputs agree to its rounding.
+    mixed = build_gan(config)
+    cb.restore_latest(mixed, os.path.join(result.run_dir, "checkpoints"), log=lambda *_: None)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(mixed.monet_generator(x, training=False)), atol=0.05)
+
+
+def test_resolve_precision():
+    assert runtime.resolve_precision("auto") == "float32"  # this test machine is a CPU
+    assert runtime.resolve_precision("mixed_float16") == "mixed_float16"
