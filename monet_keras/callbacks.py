@@ -52,9 +52,16 @@ def save_checkpoint(gan, directory, epoch, keep=2):
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-    for old in list_checkpoints(directory)[keep:]:
+    # Keep the newest `keep` up to this epoch; later ones belong to an abandoned timeline.
+    older = [p for p in list_checkpoints(directory) if _epoch_of(p) < epoch]
+    newer = [p for p in list_checkpoints(directory) if _epoch_of(p) > epoch]
+    for old in newer + older[keep - 1:]:
         os.remove(old)
     return path
+
+
+def _epoch_of(path):
+    return int(CHECKPOINT_PATTERN.match(os.path.basename(path)).group(1))
 
 
 def list_checkpoints(directory):
@@ -64,16 +71,20 @@ def list_checkpoints(directory):
     return sorted(found, reverse=True)
 
 
+class _OtherModel(Exception):
+    """The checkpoint is readable but holds a different model or optimizer state."""
+
+
 def _restore(gan, path):
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
     expected = _checkpoint_arrays(gan)
-    missing = sorted(set(expected) - set(arrays))
-    if missing:
-        raise ValueError(f"missing {len(missing)} arrays (e.g. {missing[0]})")
+    differ = sorted(set(expected) ^ (set(arrays) - {"epoch"}))
+    if differ:
+        raise _OtherModel(f"{len(differ)} arrays differ in name (e.g. {differ[0]})")
     for key, value in expected.items():
         if arrays[key].shape != value.shape:
-            raise ValueError(f"{key} has shape {arrays[key].shape}, model expects {value.shape}")
+            raise _OtherModel(f"{key} has shape {arrays[key].shape}, the model expects {value.shape}")
     for i, (network, optimizer) in enumerate(gan.networks_and_optimizers):
         for j, variable in enumerate(network.weights):
             variable.assign(arrays[f"net{i}/{j}"])
@@ -85,19 +96,21 @@ def _restore(gan, path):
 def restore_latest(gan, directory, log=print):
     """Restore the newest readable checkpoint; return its epoch (0 when there is none).
 
-    An unreadable newest checkpoint (truncated, corrupt) is reported and the previous one used.
-    A checkpoint of a different model (shapes differ) is a user error.
+    An unreadable checkpoint (truncated, corrupt) is reported, renamed to ``*.bad`` (so later
+    saves never mix with it) and the previous one used. A checkpoint of a different model or
+    optimizer (names or shapes differ) is a user error.
     """
     gan.build_optimizers()
     for path in list_checkpoints(directory):
         try:
             return _restore(gan, path)
-        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-            log(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {e}); trying the previous one")
-        except ValueError as e:
-            if "shape" in str(e):
-                raise MonetKerasError(f"checkpoint {path} belongs to a different model: {e}") from None
-            log(f"warning: checkpoint {path} is unreadable ({e}); trying the previous one")
+        except _OtherModel as e:
+            raise MonetKerasError(f"checkpoint {path} belongs to a different model: {e}; "
+                                  f"use another output folder") from None
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
+            os.replace(path, path + ".bad")
+            log(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+                f"kept as {os.path.basename(path)}.bad, trying the previous one")
     return 0
 
 

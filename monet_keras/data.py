@@ -213,6 +213,19 @@ def load_images(files: DomainFiles, image_size=None, with_names=False, exclude=(
     return records.map(lambda _, data: decode_image(data, image_size), num_parallel_calls=AUTOTUNE)
 
 
+def first_images(files: DomainFiles, image_size, count, skip=frozenset()):
+    """The first ``count`` images of ``files`` as one float32 array (for figures and samples).
+
+    ``skip``: record keys from :func:`check_domain`; without it, an unreadable image among the
+    first ones raises MonetKerasError.
+    """
+    try:
+        return next(iter(load_images(files, image_size, skip=skip).batch(count))).numpy()
+    except tf.errors.OpError as e:
+        raise MonetKerasError(f"cannot read the first {count} {files.domain} images in {files.where}: "
+                              f"{e.message.splitlines()[0]}") from None
+
+
 def split_holdout(names, count, seed):
     """Deterministically choose ``count`` names to hold out; returns (train_names, holdout_names)."""
     names = sorted(names)
@@ -239,6 +252,7 @@ class TrainingData:
     n_monet: int  # paintings used for training (after the hold-out)
     n_photo: int
     holdout_names: list
+    skip: frozenset  # keys of records skipped as unreadable (skip_corrupt)
 
 
 def _shuffled_images(files, count, image_size, seed, exclude=(), skip=frozenset()):
@@ -299,4 +313,5 @@ def training_data(config, data_dir=None, log=print):
     dataset, steps = paired_dataset(
         monet, photo, len(train_names), n_photo, config.sampling, config.batch_size, config.image_size,
         config.seed, exclude_monet=held, repeat=config.steps_per_epoch is not None, skip=skip)
-    return TrainingData(dataset, config.steps_per_epoch or steps, monet, photo, len(train_names), n_photo, held)
+    return TrainingData(dataset, config.steps_per_epoch or steps, monet, photo, len(train_names), n_photo, held,
+                        skip)

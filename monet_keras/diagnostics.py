@@ -103,7 +103,8 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
 
     def first(domain):
         files = data.find_domain(data_dir, domain)
-        return next(iter(data.load_images(files, size).batch(count))).numpy()
+        skip = data.check_domain(files, skip_corrupt=True, log=log) if config.skip_corrupt else frozenset()
+        return data.first_images(files, size, count, skip=skip)
 
     photos, monets = first("photo"), first("monet")
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,

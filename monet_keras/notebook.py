@@ -167,7 +167,7 @@ def example_translations(config, generator_path, count=6):
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
-    photos = next(iter(data.load_images(files, config.image_size).batch(count)))
+    photos = data.first_images(files, config.image_size, count, skip=_skipped(files, config))
     fakes = generator(photos, training=False)
     path = figure_path(config, EXAMPLES_FIGURE)
     plots.translation_grid(keras.ops.convert_to_numpy(photos), keras.ops.convert_to_numpy(fakes),
@@ -184,7 +184,7 @@ def write_images_zip(config, generator_path):
     from monet_keras import submission, zipcheck
 
     path = figure_path(config, SUBMISSION_FILE)
-    report = submission.write_submission(generator_path, config.data_dir, path, quality=config.jpeg_quality)
+    report = submission.write_submission(generator_path, local_data_dir(config), path, quality=config.jpeg_quality)
     print(report.summary())
     allow_small = report.count < zipcheck.MIN_COUNT
     min_count, max_count = zipcheck.count_range(allow_small)
@@ -197,16 +197,35 @@ def write_images_zip(config, generator_path):
     return path
 
 
+def _skipped(files, config):
+    """Record keys to skip when the run skips unreadable images (a full check), else none."""
+    from monet_keras import data
+
+    return data.check_domain(files, skip_corrupt=True, log=print) if config.skip_corrupt else frozenset()
+
+
 def translated_photos(config, generator_path, batch_size=16):
-    """A dataset of every photo translated by the saved generator: (B, S, S, 3) batches in [-1, 1]."""
+    """Every photo translated by the saved generator, as an image source for the evaluation.
+
+    The generator runs eagerly on the batches (on the GPU/TPU when there is one); only reading
+    and decoding happen in tf.data, which runs on the CPU.
+    """
     import keras
 
-    from monet_keras import data
+    from monet_keras import data, features
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
-    return data.load_images(files, config.image_size).batch(batch_size).map(
-        lambda photos: generator(photos, training=False))
+    batches = data.load_images(files, config.image_size, skip=_skipped(files, config)).batch(batch_size)
+
+    class TranslatedPhotos(features.ImageSource):
+        description = f"photos translated by {generator_path}"
+
+        def __iter__(self):
+            for photos in batches:
+                yield from keras.ops.convert_to_numpy(generator(photos, training=False))
+
+    return TranslatedPhotos()
 
 
 def pick_extractor(weights="auto", log=print):

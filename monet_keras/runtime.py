@@ -1,6 +1,7 @@
 """Where we run: distribution strategy, precision, seeds and the Kaggle data folder."""
 
 import contextlib
+import glob
 import os
 
 import keras
@@ -17,10 +18,21 @@ def on_kaggle():
 
 
 def detect_tpu():
-    """A connected TPUClusterResolver, or None when no TPU is reachable."""
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    except (ValueError, KeyError, RuntimeError):
+    """A connected TPUClusterResolver, or None when no TPU is reachable.
+
+    Tries the environment's TPU (TPU nodes), then ``tpu="local"`` (TPU VMs, as Kaggle's) where
+    the machine shows TPU devices, so CPU and GPU machines are never reconfigured.
+    """
+    resolver = None
+    local_tpu = bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*")
+                     or os.environ.get("TPU_ACCELERATOR_TYPE"))
+    for args in ({}, {"tpu": "local"}) if local_tpu else ({},):
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(**args)
+            break
+        except (ValueError, KeyError, RuntimeError, tf.errors.OpError):
+            continue
+    if resolver is None:
         return None
     try:
         tf.config.experimental_connect_to_cluster(resolver)

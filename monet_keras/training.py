@@ -25,8 +25,9 @@ GENERATOR_FILE = "monet_generator.keras"
 PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
 SAMPLE_COUNT = 4
 
-# Fields that change the model or the data it sees: a run cannot resume under different ones.
-_RESUME_INVARIANT = ("image_size", "base_filters", "sampling", "batch_size", "seed", "holdout_monet")
+# Fields a resumed run may change; every other field defines the experiment and must match.
+_RESUME_MAY_CHANGE = ("epochs", "lr_decay_epochs", "learning_rate", "steps_per_epoch", "out_dir", "data_dir",
+                      "evaluate", "make_submission", "jpeg_quality", "jit_compile", "skip_corrupt", "precision")
 
 
 @dataclasses.dataclass
@@ -125,7 +126,7 @@ def _save_float32(generator, config, name, path):
     weights (variables are float32 under every policy), so the saved model runs float32."""
     if any(layer.compute_dtype != "float32" for layer in generator.layers):
         with runtime.dtype_policy("float32"):
-            float32_generator = build_networks(config)[name]
+            float32_generator = networks.build_generator(config.image_size, config.base_filters, name=name)
         float32_generator.set_weights(generator.get_weights())
         generator = float32_generator
     with atomic_path(path, suffix=".keras") as tmp:
@@ -138,8 +139,8 @@ def _check_resumable(run_dir, config):
     if not os.path.exists(path):
         return
     previous = ExperimentConfig.load(path)
-    for field in _RESUME_INVARIANT:
-        if getattr(previous, field) != getattr(config, field):
+    for field in previous.to_dict():
+        if field not in _RESUME_MAY_CHANGE and getattr(previous, field) != getattr(config, field):
             raise MonetKerasError(
                 f"{run_dir} holds a run with {field}={getattr(previous, field)!r}, not {getattr(config, field)!r}; "
                 f"use another --out or the same settings to resume")
@@ -173,7 +174,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
 
     epochs_trained = 0
     if initial_epoch < config.epochs:
-        photos = next(iter(data.load_images(train_data.photo, config.image_size).batch(SAMPLE_COUNT)))
+        photos = data.first_images(train_data.photo, config.image_size, SAMPLE_COUNT, skip=train_data.skip)
         callbacks = [
             cb.StopOnNonFinite(train_data.steps_per_epoch),
             cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),

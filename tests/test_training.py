@@ -13,6 +13,7 @@ from kaggle_fixtures import write_kaggle_folder
 from monet_keras import callbacks as cb
 from monet_keras import cyclegan, networks
 from monet_keras.config import VARIANTS, tiny
+from monet_keras.errors import MonetKerasError
 from monet_keras.training import GENERATOR_FILE, build_gan, train
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -83,10 +84,14 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path):
     cb.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == 3 * steps
 
-    # A finished run trains nothing more; different model settings are refused.
+    # A finished run trains nothing more; a different experiment in the same folder is refused.
     assert train(first.replace(epochs=3), log=quiet, verbose=0).epochs_trained == 0
-    with pytest.raises(Exception, match="image_size"):
-        train(first.replace(epochs=3, image_size=64), log=quiet, verbose=0)
+    for change in (dict(image_size=64), dict(variant="Os"), dict(diffaugment="color"), dict(ema_decay=0.9)):
+        with pytest.raises(MonetKerasError, match=list(change)[0]):
+            train(first.replace(epochs=3, **change), log=quiet, verbose=0)
+    # ... and so is a checkpoint of another model, even when config.json says nothing.
+    with pytest.raises(MonetKerasError, match="belongs to a different model"):
+        cb.restore_latest(build_gan(first.replace(ema_decay=0.9)), os.path.join(out, "checkpoints"), log=quiet)
 
 
 def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
@@ -100,6 +105,16 @@ def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
     gan = build_gan(config)
     assert cb.restore_latest(gan, os.path.join(out, "checkpoints"), log=messages.append) == 1
     assert "epoch-0002.npz is unreadable" in messages[0]
+    assert os.path.exists(newest + ".bad") and not os.path.exists(newest)
+    # The last two are kept; a save below newer checkpoints (a restart) removes those newer ones.
+    def kept():
+        return [os.path.basename(p) for p in cb.list_checkpoints(os.path.join(out, "checkpoints"))]
+    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
+    assert kept() == ["epoch-0002.npz", "epoch-0001.npz"]
+    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 3)
+    assert kept() == ["epoch-0003.npz", "epoch-0002.npz"]
+    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
+    assert kept() == ["epoch-0002.npz"]
 
 
 @pytest.mark.slow
