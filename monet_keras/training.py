@@ -211,6 +211,8 @@ def config_from_args(args) -> ExperimentConfig:
         value = getattr(args, field)
         if value is not None:
             overrides[field] = value
+    if args.skip_corrupt:
+        overrides["skip_corrupt"] = True
     if args.data:
         overrides["data_dir"] = args.data
     if args.out:
@@ -233,6 +235,8 @@ def add_config_arguments(parser):
     parser.add_argument("--base-filters", type=int, dest="base_filters")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
+    parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
+                        help="skip (and count) unreadable or odd images instead of stopping before training")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override any ExperimentConfig field, e.g. --set cycle_noise_std=0.08 (repeatable)")
 

@@ -88,3 +88,24 @@ def test_random_record_bytes_only_raise_our_error(tmp_path, blobs):
     skip = data.check_domain(files, skip_corrupt=True, log=lambda *_: None)
     images = list(data.load_images(files, 32, skip=skip).as_numpy_iterator())
     assert len(images) == 2 and all(np.isfinite(i).all() for i in images)
+
+
+def test_train_cli_stops_on_a_bad_record_or_skips_it(tmp_path):
+    import tensorflow as tf
+
+    from tfrecords_tools import schema
+
+    folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
+    bad = os.path.join(folder, "photo_tfrec", "photo09-1.tfrec")
+    with tf.io.TFRecordWriter(bad) as writer:
+        writer.write(schema.encode_example("broken", b"\xff\xd8\xff not really a jpeg", "photo"))
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "monet_keras", "train", "--data", folder, "--out", str(tmp_path / "run"),
+               "--image-size", "32", "--base-filters", "8", "--epochs", "1", "--steps-per-epoch", "1"]
+    stopped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 2 and f"{bad}: record 0" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+    skipped = subprocess.run(command + ["--skip-corrupt"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "skipping 1 unreadable or odd photo record(s)" in skipped.stdout
