@@ -293,9 +293,8 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
                   **extractor.describe(), note=_note(extractor))
     if report_path:
         pairs = metrics_report.closest_pairs(generated_images, real_images, distances, indices)
-        figure = metrics_report.memorization_report(
-            distances, threshold=DISTANCE_EPS, pairs=pairs, subtitle=extractor.label)
-        metrics_report.save_png(figure, report_path)
+        metrics_report.memorization_report(
+            distances, threshold=DISTANCE_EPS, pairs=pairs, subtitle=extractor.label, path=report_path)
     if json_path:
         write_text(json_path, json.dumps(scores, indent=2) + "\n")
     return scores
