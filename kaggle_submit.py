@@ -43,8 +43,8 @@ from monet_keras import zipcheck
 from monet_keras.atomic import write_text
 from monet_keras.errors import EXIT_USAGE, MonetKerasError
 from monet_keras.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
+from monet_keras.kaggle_package import COMPETITION, kernel_metadata
 
-COMPETITION = "gan-getting-started"
 OUTPUT_FILE = "images.zip"
 DEFAULT_NOTEBOOK = os.path.join("notebooks", "monet_cyclegan.ipynb")
 DEFAULT_FOLDER = "kaggle_upload"
@@ -64,34 +64,6 @@ def file_submit_args(zip_path, competition, message):
 def code_submit_args(kernel, version, competition, message, output_file=OUTPUT_FILE):
     return ["competitions", "submit", "-c", competition, "-k", kernel, "-v", str(version),
             "-f", output_file, "-m", message]
-
-
-def kernel_metadata(kernel_id, code_file, competition=COMPETITION, accelerator="NvidiaTeslaT4",
-                    datasets=(), title=None, private=True):
-    """``kernel-metadata.json`` for a notebook that runs the competition with internet off.
-
-    ``accelerator`` is a Kaggle machine shape (``NvidiaTeslaT4``, ``TpuV5E8``) or None for CPU.
-    ``title`` defaults to the slug with spaces, so that Kaggle's slug of the title is the slug.
-    """
-    slug = kernel_id.split("/", 1)[1]
-    metadata = {
-        "id": kernel_id,
-        "title": title or slug.replace("-", " "),
-        "code_file": code_file,
-        "language": "python",
-        "kernel_type": "notebook",
-        "is_private": bool(private),
-        "enable_gpu": bool(accelerator) and accelerator.lower().startswith("nvidia"),
-        "enable_tpu": bool(accelerator) and accelerator.lower().startswith("tpu"),
-        "enable_internet": False,
-        "dataset_sources": list(datasets),
-        "competition_sources": [competition],
-        "kernel_sources": [],
-        "model_sources": [],
-    }
-    if accelerator:
-        metadata["machine_shape"] = accelerator
-    return metadata
 
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")

@@ -1,17 +1,15 @@
 """Figures of the augmentations: report Fig. 11 (training augmentation) and Fig. 13 (DiffAugment).
 
-Each function returns a matplotlib Figure drawn on the Agg canvas (headless, no pyplot state)
-and, given ``save_path``, also writes it as a PNG atomically. Images are NHWC arrays or
+Each function returns a matplotlib Figure from :func:`monet_keras.plots.new_figure` (headless, no
+pyplot state) and, given ``save_path``, also writes it as a PNG atomically (:func:`monet_keras.plots.save`). Images are NHWC arrays or
 tensors in [-1, 1]; they are shown as ``clip((x + 1) / 2, 0, 1)`` (DiffAugment's colour ops
 can leave [-1, 1]).
 """
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from monet_keras import diffaugment
-from monet_keras.atomic import atomic_path
+from monet_keras import diffaugment, plots
 from monet_keras.errors import MonetKerasError
 
 DIFFAUGMENT_COLUMNS = ("brightness", "contrast", "saturation", "translation", "cutout")
@@ -59,21 +57,17 @@ def _as_numpy(images):
 
 
 def _grid(rows, cols):
-    fig = Figure(figsize=(cols * _CELL_INCHES, rows * _CELL_INCHES + 0.4))
-    FigureCanvasAgg(fig)
+    fig = plots.new_figure(cols * _CELL_INCHES, rows * _CELL_INCHES + 0.4)
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
 
 def _show(ax, image):
-    ax.imshow(np.clip((image + 1) / 2, 0, 1), interpolation="nearest")
+    ax.imshow(plots.to_display(image), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
 def _finish(fig, save_path):
     fig.tight_layout()
-    if save_path is not None:
-        with atomic_path(save_path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    return fig
+    return plots.save(fig, save_path)

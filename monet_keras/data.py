@@ -121,12 +121,15 @@ def _raw_records(files: DomainFiles, skip=frozenset()):
     return records.map(lambda path, name: (name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
 
 
-def _without(records, skip):
-    """``records`` less those whose first component (the record key) is in ``skip``."""
-    if not skip:
+def _without(records, keys):
+    """``records`` (pairs) less those whose first component is in ``keys``.
+
+    Used for record keys to skip (before parsing) and for image names to exclude (after it).
+    """
+    if not keys:
         return records
-    skipped = tf.constant(sorted(skip))
-    return records.filter(lambda key, _: tf.logical_not(tf.reduce_any(tf.equal(key, skipped))))
+    left_out = tf.constant(sorted(keys))
+    return records.filter(lambda key, _: tf.logical_not(tf.reduce_any(tf.equal(key, left_out))))
 
 
 def check_domain(files: DomainFiles, skip_corrupt=False, log=print):
@@ -204,10 +207,7 @@ def load_images(files: DomainFiles, image_size=None, with_names=False, exclude=(
     ``exclude``: names to leave out (e.g. the held-out Monet paintings); ``skip``: record keys
     from :func:`check_domain`.
     """
-    records = _raw_records(files, skip)
-    if exclude:
-        excluded = tf.constant(sorted(exclude))
-        records = records.filter(lambda name, _: tf.logical_not(tf.reduce_any(tf.equal(name, excluded))))
+    records = _without(_raw_records(files, skip), exclude)
     if with_names:
         return records.map(lambda name, data: (name, decode_image(data, image_size)), num_parallel_calls=AUTOTUNE)
     return records.map(lambda _, data: decode_image(data, image_size), num_parallel_calls=AUTOTUNE)
@@ -257,10 +257,7 @@ class TrainingData:
 
 def _shuffled_images(files, count, image_size, seed, exclude=(), skip=frozenset()):
     """Records reshuffled on every pass (seeded), decoded after shuffling so the buffer holds bytes."""
-    records = _raw_records(files, skip)
-    if exclude:
-        excluded = tf.constant(sorted(exclude))
-        records = records.filter(lambda name, _: tf.logical_not(tf.reduce_any(tf.equal(name, excluded))))
+    records = _without(_raw_records(files, skip), exclude)
     records = records.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     return records.map(lambda _, data: decode_image(data, image_size), num_parallel_calls=AUTOTUNE)
 

@@ -9,8 +9,8 @@ notebook. OUT_DIR receives two upload folders:
   One flat zip works either way Kaggle stores it: unpacked (the notebook finds
   ``.../monet_keras/__init__.py`` under ``/kaggle/input``) or as the zip itself (the notebook puts
   the zip on ``sys.path``; pure-Python packages import from a zip).
-- ``OUT_DIR/kernel/``: the notebook and ``kernel-metadata.json`` (GPU on, internet off, the
-  competition data and the dataset attached). Upload with ``kaggle kernels push -p OUT_DIR/kernel``.
+- ``OUT_DIR/kernel/``: the notebook and ``kernel-metadata.json`` (:func:`kernel_metadata`: a T4
+  GPU, internet off, the competition data and the dataset attached). Upload with ``kaggle kernels push -p OUT_DIR/kernel``.
 """
 
 import json
@@ -37,6 +37,34 @@ def check_id(dataset_id, what="--id"):
         raise MonetKerasError(f"bad {what} {dataset_id!r}: expected OWNER/slug, the slug 6-50 characters "
                               "of lowercase letters, digits and hyphens")
     return owner, slug
+
+
+def kernel_metadata(kernel_id, code_file, competition=COMPETITION, accelerator="NvidiaTeslaT4",
+                    datasets=(), title=None, private=True):
+    """``kernel-metadata.json`` for a notebook that runs the competition with internet off.
+
+    ``accelerator`` is a Kaggle machine shape (``NvidiaTeslaT4``, ``TpuV5E8``) or None for CPU.
+    ``title`` defaults to the slug with spaces, so that Kaggle's slug of the title is the slug.
+    """
+    slug = kernel_id.split("/", 1)[1]
+    metadata = {
+        "id": kernel_id,
+        "title": title or slug.replace("-", " "),
+        "code_file": code_file,
+        "language": "python",
+        "kernel_type": "notebook",
+        "is_private": bool(private),
+        "enable_gpu": bool(accelerator) and accelerator.lower().startswith("nvidia"),
+        "enable_tpu": bool(accelerator) and accelerator.lower().startswith("tpu"),
+        "enable_internet": False,
+        "dataset_sources": list(datasets),
+        "competition_sources": [competition],
+        "kernel_sources": [],
+        "model_sources": [],
+    }
+    if accelerator:
+        metadata["machine_shape"] = accelerator
+    return metadata
 
 
 def library_files():
@@ -78,11 +106,9 @@ def build_package(out_dir, dataset_id, title="monet-keras library", kernel_title
     write_text(os.path.join(dataset_dir, "dataset-metadata.json"), json.dumps(
         {"title": title, "id": dataset_id, "licenses": [{"name": license_name}]}, indent=2) + "\n")
     shutil.copyfile(NOTEBOOK, os.path.join(kernel_dir, os.path.basename(NOTEBOOK)))
-    write_text(os.path.join(kernel_dir, "kernel-metadata.json"), json.dumps({
-        "id": f"{owner}/{kernel_slug}", "title": kernel_title, "code_file": os.path.basename(NOTEBOOK),
-        "language": "python", "kernel_type": "notebook", "is_private": True, "enable_gpu": True,
-        "enable_tpu": False, "enable_internet": False, "dataset_sources": [dataset_id],
-        "competition_sources": [COMPETITION], "kernel_sources": []}, indent=2) + "\n")
+    metadata = kernel_metadata(f"{owner}/{kernel_slug}", os.path.basename(NOTEBOOK), datasets=[dataset_id],
+                               title=kernel_title)
+    write_text(os.path.join(kernel_dir, "kernel-metadata.json"), json.dumps(metadata, indent=2) + "\n")
     return dataset_dir, kernel_dir
 
 

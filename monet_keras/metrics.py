@@ -218,15 +218,26 @@ def compute_scores(generated, real, distance_eps=DISTANCE_EPS, kid_subset_size=K
     generated rows whose nearest distance is below ``distance_eps``), ``kid_mean``, ``kid_std``,
     ``kid_subset_size`` (the size used), ``kid_subsets``, ``kid_seed``, ``n_generated``, ``n_real``.
     """
+    scores, _, _ = scores_and_nearest(generated, real, distance_eps, kid_subset_size, kid_subsets, seed)
+    return scores
+
+
+def scores_and_nearest(generated, real, distance_eps=DISTANCE_EPS, kid_subset_size=KID_SUBSET_SIZE,
+                       kid_subsets=KID_SUBSETS, seed=0):
+    """``(scores, distances, indices)``: :func:`compute_scores`'s dict and :func:`nearest_real`'s output.
+
+    The per-image nearest distances and indices are the ones the memorization scores were
+    computed from, so a caller that also needs them (the report figure) pays for one search.
+    """
     generated, real = _pair(generated, real, min_rows=2)
     fid_value = fid(generated, real)
-    distances, _ = nearest_real(generated, real)
+    distances, indices = nearest_real(generated, real)
     finite = distances[~np.isnan(distances)]
     if not len(finite):
         raise MonetKerasError("every generated feature vector is zero: no direction to compare with")
     distance = float(finite.mean())
     kid_mean, kid_std = kid(generated, real, kid_subset_size, kid_subsets, seed)
-    return {
+    scores = {
         "fid": fid_value,
         "mifid": mifid(fid_value, distance, distance_eps),
         "memorization_distance": distance,
@@ -242,6 +253,7 @@ def compute_scores(generated, real, distance_eps=DISTANCE_EPS, kid_subset_size=K
         "n_generated": len(generated),
         "n_real": len(real),
     }
+    return scores, distances, indices
 
 
 def _note(extractor):
@@ -275,16 +287,14 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
     if verbose:
         print(f"real: {real_images.description}")
     real_features = feats.extract_features(real_images, extractor, batch_size, verbose)
-    scores = compute_scores(generated_features, real_features, kid_subset_size=kid_subset_size,
-                            kid_subsets=kid_subsets, seed=seed)
+    scores, distances, indices = scores_and_nearest(
+        generated_features, real_features, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed)
     scores.update(generated=generated_images.description, real=real_images.description,
                   **extractor.describe(), note=_note(extractor))
     if report_path:
-        distances, indices = nearest_real(generated_features, real_features)
         pairs = metrics_report.closest_pairs(generated_images, real_images, distances, indices)
-        figure = metrics_report.memorization_report(
-            distances, threshold=DISTANCE_EPS, pairs=pairs, subtitle=extractor.label)
-        metrics_report.save_png(figure, report_path)
+        metrics_report.memorization_report(
+            distances, threshold=DISTANCE_EPS, pairs=pairs, subtitle=extractor.label, path=report_path)
     if json_path:
         write_text(json_path, json.dumps(scores, indent=2) + "\n")
     return scores

@@ -3,14 +3,14 @@
 One figure: the histogram of every generated image's nearest-painting distance (``1 - |cos|``
 of the feature vectors, :func:`monet_keras.metrics.nearest_real`) with Kaggle's threshold and the
 share of images under it, and below it the closest generated/painting pairs side by side.
-Drawn on a bare ``matplotlib.figure.Figure`` (no pyplot, no display needed) and saved as PNG
-through the Agg renderer.
+Drawn with :func:`monet_keras.plots.new_figure` (no pyplot, no display needed) and saved as PNG
+by :func:`monet_keras.plots.save`.
 """
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from monet_keras.atomic import atomic_path
+from monet_keras import plots
 
 
 def closest_pairs(generated_images, real_images, distances, indices, count=6):
@@ -30,7 +30,7 @@ def closest_pairs(generated_images, real_images, distances, indices, count=6):
 
 
 def _show(axis, image):
-    axis.imshow(np.clip((np.asarray(image) + 1.0) / 2.0, 0.0, 1.0))
+    axis.imshow(plots.to_display(image))
     axis.set_xticks([])
     axis.set_yticks([])
 
@@ -48,7 +48,8 @@ def memorization_report(distances, threshold=0.1, pairs=(), subtitle="", path=No
     share = float(np.mean(finite < threshold)) if len(finite) else float("nan")
     mean = float(finite.mean()) if len(finite) else float("nan")
     columns = max(len(pairs), 1)
-    figure = Figure(figsize=(max(2.0 * columns, 8.0), 8.0 if pairs else 4.0), layout="constrained")
+    figure = plots.new_figure(max(2.0 * columns, 8.0), 8.0 if pairs else 4.0)
+    figure.set_layout_engine("constrained")
     grid = figure.add_gridspec(3 if pairs else 1, columns, height_ratios=[2, 1, 1] if pairs else [1])
 
     histogram = figure.add_subplot(grid[0, :])
@@ -73,12 +74,4 @@ def memorization_report(distances, threshold=0.1, pairs=(), subtitle="", path=No
         if column == 0:
             top.set_ylabel("generated")
             bottom.set_ylabel("nearest painting")
-    if path is not None:
-        save_png(figure, path)
-    return figure
-
-
-def save_png(figure, path, dpi=100):
-    """Write ``figure`` to ``path`` as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi)
+    return plots.save(figure, path)

@@ -17,14 +17,12 @@ exits 1 when there is any.
 """
 
 import collections
-import io
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image
-
 from monet_keras.errors import MonetKerasError
+from tfrecords_tools import images
 
 MIN_COUNT = 7000
 MAX_COUNT = 10000
@@ -36,25 +34,26 @@ _CHUNK = 64  # entries decoded per round: bounds memory to a few MB whatever the
 
 
 def check_jpeg(data: bytes, size=IMAGE_SIZE):
-    """The problem with one entry's bytes as a short phrase, or None if it is a size x size RGB JPEG."""
+    """The problem with one entry's bytes as a short phrase, or None if it is a size x size RGB JPEG.
+
+    Decoding is :func:`tfrecords_tools.images.check_jpeg`'s; this adds the byte-marker test and
+    Kaggle's stricter rules (Pillow format ``JPEG`` only, exactly ``size`` x ``size``, mode RGB).
+    """
     if not data.startswith(JPEG_MAGIC):
         if data.startswith(b"\x89PNG"):
             return "is a PNG, not a JPEG"
         return "is not a JPEG (no FF D8 FF marker)"
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != "JPEG":
-                return f"is not a JPEG (Pillow reads it as {image.format})"
-            image.load()  # decode every scan: truncated or corrupt data raises here
-            mode, (width, height) = image.mode, image.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return f"does not decode: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-    problems = []
-    if (width, height) != (size, size):
-        problems.append(f"is {width}x{height}, not {size}x{size}")
-    if mode != "RGB":
-        problems.append(f"has mode {mode}, not RGB")
-    return " and ".join(problems) or None
+    info, problems = images.check_jpeg(data)
+    if info is None:
+        return f"does not decode: {problems[0]}"
+    if info.format != "JPEG":
+        return f"is not a JPEG (Pillow reads it as {info.format})"
+    rule_problems = []
+    if (info.width, info.height) != (size, size):
+        rule_problems.append(f"is {info.width}x{info.height}, not {size}x{size}")
+    if info.mode != "RGB":
+        rule_problems.append(f"has mode {info.mode}, not RGB")
+    return " and ".join(rule_problems) or None
 
 
 def _read_entry(archive, info):

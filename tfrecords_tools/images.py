@@ -5,7 +5,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-ImageInfo = collections.namedtuple("ImageInfo", "width height mode")
+ImageInfo = collections.namedtuple("ImageInfo", "width height mode format")
 
 # PIL calls JPEGs with a multi-picture extension (some cameras) "MPO"; tf.io.decode_jpeg reads them.
 _JPEG_FORMATS = ("JPEG", "MPO")
@@ -15,11 +15,11 @@ _JPEG_START = b"\xff\xd8\xff"  # start-of-image marker and the first segment's m
 def check_jpeg(data: bytes, expected_size=None):
     """Decode ``data`` fully with PIL; return ``(info, problems)``.
 
-    ``info`` is an :data:`ImageInfo` (width, height, PIL mode) or ``None`` when the bytes are not
-    a decodable JPEG. ``problems`` lists one-line reasons, without a file name: not an image,
-    an image but not a JPEG (e.g. PNG), a JPEG that does not decode (truncated or corrupt),
-    not RGB (grayscale is mode ``L``), or not ``expected_size`` x ``expected_size`` pixels
-    (``None`` accepts any size).
+    ``info`` is an :data:`ImageInfo` (width, height, PIL mode, PIL format ``JPEG`` or ``MPO``) or
+    ``None`` when the bytes are not a decodable JPEG. ``problems`` lists one-line reasons, without
+    a file name: not an image, an image but not a JPEG (e.g. PNG), a JPEG that does not decode
+    (truncated or corrupt), not RGB (grayscale is mode ``L``), or not ``expected_size`` x
+    ``expected_size`` pixels (``None`` accepts any size).
     """
     if not data:
         return None, ["image bytes are empty"]
@@ -28,7 +28,7 @@ def check_jpeg(data: bytes, expected_size=None):
             if img.format not in _JPEG_FORMATS:
                 return None, [f"{img.format} image bytes, not a JPEG"]
             img.load()
-            info = ImageInfo(img.width, img.height, img.mode)
+            info = ImageInfo(img.width, img.height, img.mode, img.format)
     except UnidentifiedImageError:
         if data.startswith(_JPEG_START):
             return None, [f"JPEG does not decode (unreadable header in {len(data)} bytes)"]
