@@ -41,7 +41,7 @@ import sys
 
 from monet_keras import zipcheck
 from monet_keras.atomic import write_text
-from monet_keras.errors import EXIT_USAGE, MonetKerasError
+from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
 from monet_keras.kaggle_package import COMPETITION, kernel_metadata
 
@@ -259,14 +259,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except MonetKerasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KaggleCliFailed as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_KAGGLE_FAILED
+    return run_command(args.func, args, exit_codes=((KaggleCliFailed, EXIT_KAGGLE_FAILED),))
 
 
 if __name__ == "__main__":

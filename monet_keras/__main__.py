@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from monet_keras.errors import EXIT_USAGE, MonetKerasError
+from monet_keras.errors import run_command
 
 COMMAND_MODULES = (
     "monet_keras.training",
@@ -33,16 +33,8 @@ def build_parser():
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except MonetKerasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from monet_keras.errors import EXIT_USAGE, MonetKerasError
+from monet_keras.errors import EXIT_USAGE, MonetKerasError, run_command
 
 EXIT_PROBLEMS = 1
 
@@ -176,14 +176,4 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences TensorFlow's start-up notice
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except MonetKerasError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args, exit_codes=((OSError, EXIT_USAGE),))
