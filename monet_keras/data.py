@@ -188,8 +188,12 @@ def list_names(files: DomainFiles, skip=frozenset()):
 
 
 def decode_image(jpeg_bytes, image_size=None):
-    """JPEG bytes -> float32 (S, S, 3) in [-1, 1]; resized (bilinear, antialias) if ``image_size`` differs."""
-    image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
+    """JPEG bytes -> float32 (S, S, 3) in [-1, 1]; resized (bilinear, antialias) if ``image_size`` differs.
+
+    The accurate integer DCT is libjpeg's default, so pixels match PIL's decode (and the
+    metrics' reader) rather than TensorFlow's faster approximation.
+    """
+    image = tf.io.decode_jpeg(jpeg_bytes, channels=3, dct_method="INTEGER_ACCURATE")
     image = tf.cast(image, tf.float32)
     if image_size is not None:
         shape = tf.shape(image)

@@ -240,17 +240,42 @@ def pick_extractor(weights="auto", log=print):
         return features.standin_extractor()
 
 
+def heldout_paintings(config):
+    """The Monet paintings the run kept out of training (``holdout_monet``), as one array, or None."""
+    import numpy as np
+
+    from monet_keras import data
+    from monet_keras.training import HOLDOUT_FILE
+
+    path = figure_path(config, HOLDOUT_FILE)
+    if config.holdout_monet <= 0 or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        names = {line.strip() for line in f if line.strip()}
+    files = data.find_domain(local_data_dir(config), "monet")
+    return np.stack([image for name, image in data.load_images(files, with_names=True).as_numpy_iterator()
+                     if name.decode("utf-8") in names])
+
+
 def evaluate_run(config, generated, extractor=None):
     """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet paintings.
 
-    ``generated``: ``images.zip`` or a dataset from :func:`translated_photos`. Writes
-    ``RUN_DIR/scores.json`` and ``RUN_DIR/memorization_report.png``; returns the scores dict.
-    These are local estimates: Kaggle scores against paintings no participant sees.
+    ``generated``: ``images.zip`` or the source from :func:`translated_photos`. The paintings are
+    the run's held-out ones when it kept some out of training (``holdout_monet``), else all of
+    them (trained on, so the estimate is optimistic). Writes ``RUN_DIR/scores.json`` and
+    ``RUN_DIR/memorization_report.png``; returns the scores dict. These are local estimates:
+    Kaggle scores against paintings no participant sees.
     """
     from monet_keras import metrics
 
     extractor = extractor or pick_extractor()
-    scores = metrics.evaluate(generated, local_data_dir(config), extractor,
+    real = heldout_paintings(config)
+    if real is None:
+        real = local_data_dir(config)
+        print("real paintings: all of the data folder's, including those trained on")
+    else:
+        print(f"real paintings: the {len(real)} held out of training")
+    scores = metrics.evaluate(generated, real, extractor,
                               json_path=figure_path(config, SCORES_FILE),
                               report_path=figure_path(config, MEMORIZATION_FILE), verbose=0)
     print(metrics.format_scores(scores))

@@ -23,6 +23,7 @@ from monet_keras.image_pool import ImagePool
 
 GENERATOR_FILE = "monet_generator.keras"
 PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
+HOLDOUT_FILE = "holdout_monet.txt"  # names of the Monet paintings kept out of training, one a line
 SAMPLE_COUNT = 4
 
 # Fields a resumed run may change; every other field defines the experiment and must match.
@@ -162,7 +163,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
     write_text(os.path.join(run_dir, "config.json"), config.to_json())
     if train_data.holdout_names:
-        write_text(os.path.join(run_dir, "holdout_monet.txt"), "\n".join(train_data.holdout_names) + "\n")
+        write_text(os.path.join(run_dir, HOLDOUT_FILE), "\n".join(train_data.holdout_names) + "\n")
 
     gan = build_gan(config, strategy)
     checkpoint_dir = os.path.join(run_dir, "checkpoints")

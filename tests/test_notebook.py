@@ -169,11 +169,10 @@ def test_count_images(demo_data_dir):
 
 
 def test_channel_histograms_match_numpy_on_the_decoded_jpegs(demo_data_dir):
-    import tensorflow as tf
-
     folder = os.path.join(demo_data_dir, "photo_jpg")  # the same JPEG bytes as photo_tfrec/
     paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
-    pixels = np.stack([tf.io.decode_jpeg(tf.io.read_file(p), channels=3).numpy() for p in paths])
+    # Independent decode with PIL (libjpeg's accurate DCT, which data.decode_image also uses).
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
     expected = np.stack([np.histogram(pixels[..., c], bins=256, range=(0, 256))[0] for c in range(3)])
     counts, n_images = describe.channel_histograms(demo_data_dir, "photo")  # all: order does not matter
     assert n_images == len(paths)
@@ -193,3 +192,26 @@ def test_figures_draw_what_they_are_given(tmp_path):
     for name in ("f2.png", "f3.png"):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG"
+
+
+def test_evaluation_uses_the_held_out_paintings(demo_data_dir, tmp_path):
+    from monet_keras import features
+    from monet_keras import notebook as nb
+    from monet_keras.config import tiny
+    from monet_keras.training import train
+
+    config = tiny("Os", data_dir=str(demo_data_dir), out_dir=str(tmp_path / "run"), holdout_monet=2)
+    train(config, log=lambda *_: None, verbose=0)
+    held = open(tmp_path / "run" / "holdout_monet.txt").read().split()
+    assert len(held) == 2
+    # Independent decode of the held-out JPEGs: PIL, then x / 127.5 - 1.
+    want = np.stack([np.asarray(Image.open(demo_data_dir / "monet_jpg" / f"{name}.jpg"), np.float32) / 127.5 - 1
+                     for name in sorted(held)])
+    got = nb.heldout_paintings(config)
+    assert got.shape == want.shape
+    # the same two images, in any order (data.decode_image uses the accurate DCT, as PIL does)
+    for image in got:
+        assert min(float(np.max(np.abs(image - w))) for w in want) <= 1e-6
+    generated = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    scores = nb.evaluate_run(config, generated, extractor=features.standin_extractor())
+    assert scores["n_real"] == 2 and scores["n_generated"] == 3
