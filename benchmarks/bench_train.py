@@ -1,17 +1,28 @@
-"""Train-step speed: the reference (straightforward) step against the fused one, in one process.
+"""Train-step speed: the Kaggle tutorial's step against the kit's, in one process.
 
-For every image size x batch x precision x XLA setting it builds the report's four networks
-once, wraps them in two CycleGANs (``fused_step=False`` and ``True``) sharing networks and Adam
-optimizers, and times the two compiled steps alternately (so load from other processes hits both
-alike): median seconds per step over ``--steps`` steps after ``--warmup`` steps each.
+Three variants of one CycleGAN step, built from the same initial weights:
+
+- ``reference``: the tutorial's implementation: Keras's own Conv2D / Conv2DTranspose layers,
+  ``keras.optimizers.Adam``, and the straightforward step (``CycleGAN(fused_step=False)``: each
+  generator called three times, each discriminator twice);
+- ``fused``: the same, with the batched step (``fused_step=True``) only;
+- ``kit``: what ``monet_keras`` trains with: small-map convolutions as matmuls
+  (:mod:`monet_keras.smallconv`, on CPU), the fused-kernel Adam (:mod:`monet_keras.fused_adam`)
+  and ``fused_step="auto"``.
+
+The variants are timed alternately step by step (so load from other processes hits all alike):
+median seconds per step over ``--steps`` steps after ``--warmup`` steps each. ``--malloc``
+picks glibc's allocator settings for the whole process (``tuned``: :func:`runtime.tune_malloc`,
+as ``monet_keras`` training does; ``default``: glibc's). ``--isolate`` instead runs each variant
+in its own process, ``reference`` with glibc's defaults (as the tutorial runs) and ``kit`` tuned,
+alternating processes for ``--rounds`` rounds: the whole difference a user sees.
 
 Also printed:
-- achieved FLOP/s of each step against a measured matmul peak of this machine. The model's
-  FLOPs are counted analytically from its Conv2D / Conv2DTranspose layers (2 * multiply-adds;
-  norms and activations ignored): forward = 3B images through each generator and 2B through
-  each discriminator, training = 3 x forward (backward = input and weight gradients). Both
-  steps are charged the same FLOPs (the work the math needs), so the ratio of their FLOP/s is
-  their speed ratio;
+- achieved FLOP/s against a measured matmul peak of this machine. The model's FLOPs are counted
+  analytically from its Conv2D / Conv2DTranspose layers (2 * multiply-adds; norms and
+  activations ignored): forward = 3B images through each generator and 2B through each
+  discriminator, training = 3 x forward (backward = input and weight gradients). Every variant
+  is charged the same FLOPs (the work the math needs), so FLOP/s ratios are speed ratios;
 - the input pipeline's images/s (monet_keras.data.paired_dataset over a 256-px demo data set in
   TFRecords), to compare with the images/s training consumes (2 * batch per step).
 
@@ -19,8 +30,10 @@ Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``
 """
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import data, networks, runtime  # noqa: E402
+from monet_keras import data, fused_adam, networks, runtime  # noqa: E402
 from monet_keras.cyclegan import CycleGAN  # noqa: E402
 
 
@@ -72,32 +85,44 @@ def matmul_peak(dtype, n=2048, repeats=7):
     return 2 * n ** 3 / best
 
 
-def _networks(size, base, precision):
+VARIANTS = ("reference", "fused", "kit")
+
+
+def _networks(size, base, precision, small_map_matmul):
     with runtime.dtype_policy(precision):
         return dict(
-            monet_generator=networks.build_generator(size, base, seed=1, name="monet_generator"),
-            photo_generator=networks.build_generator(size, base, seed=2, name="photo_generator"),
-            monet_discriminator=networks.build_discriminator(size, base, seed=3, name="monet_discriminator"),
-            photo_discriminator=networks.build_discriminator(size, base, seed=4, name="photo_discriminator"),
+            monet_generator=networks.build_generator(size, base, seed=1, name="monet_generator",
+                                                     small_map_matmul=small_map_matmul),
+            photo_generator=networks.build_generator(size, base, seed=2, name="photo_generator",
+                                                     small_map_matmul=small_map_matmul),
+            monet_discriminator=networks.build_discriminator(size, base, seed=3, name="monet_discriminator",
+                                                             small_map_matmul=small_map_matmul),
+            photo_discriminator=networks.build_discriminator(size, base, seed=4, name="photo_discriminator",
+                                                             small_map_matmul=small_map_matmul),
         )
 
 
-def _optimizer(precision):
-    optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+def _optimizer(precision, kit):
+    optimizer = (fused_adam.Adam if kit else keras.optimizers.Adam)(2e-4, beta_1=0.5)
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
-def time_steps(size, batch, precision="float32", jit=False, steps=10, warmup=2, base=64):
-    """Median s/step of the reference and fused steps, timed alternately, plus the last losses."""
-    nets = _networks(size, base, precision)
-    optimizers = [_optimizer(precision) for _ in range(4)]
+def _step_function(variant, size, base, precision, jit):
+    """(compiled train step, its networks) of ``variant``; same initial weights for every variant."""
+    kit = variant == "kit"
+    nets = _networks(size, base, precision, small_map_matmul=kit and runtime.device_class() == "cpu")
+    gan = CycleGAN(**nets, fused_step={"reference": False, "fused": True, "kit": "auto"}[variant], seed=0)
+    gan.compile(*[_optimizer(precision, kit) for _ in range(4)])
+    return tf.function(gan.train_step, jit_compile=jit), nets
+
+
+def time_steps(size, batch, precision="float32", jit=False, steps=10, warmup=2, base=64, variants=VARIANTS):
+    """Median s/step of each variant, timed alternately, plus the FLOPs per step and the last losses."""
+    runs, nets = {}, None
+    for variant in variants:
+        runs[variant], nets = _step_function(variant, size, base, precision, jit)
     rng = np.random.default_rng(0)
     batch_data = tuple(tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)) for _ in range(2))
-    runs = {}
-    for name, fused in (("reference", False), ("fused", True)):
-        gan = CycleGAN(**nets, fused_step=fused, seed=0)
-        gan.compile(*optimizers)
-        runs[name] = tf.function(gan.train_step, jit_compile=jit)
     times = {name: [] for name in runs}
     logs = {}
     for i in range(warmup + steps):
@@ -136,6 +161,43 @@ def _words(text):
     return text.split(",")
 
 
+PEAK_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def _row(size, batch, precision, jit, times, flops, peak, finite=True):
+    ref = times.get("reference")
+    cells = [f"{size:>4} {batch:>5} {precision:>14} {jit:>5}"]
+    for variant in VARIANTS:
+        cells.append(f"{times[variant]:>9.3f}" if variant in times else f"{'-':>9}")
+    for variant in ("fused", "kit"):
+        cells.append(f"{ref / times[variant]:>6.2f}" if ref and variant in times else f"{'-':>6}")
+    best = min(times.values())
+    of_peak = f"{flops / best / peak:.0%}" if peak else "-"
+    cells.append(f"{flops / 1e9:>10.1f} {flops / best / 1e9:>12.1f} {of_peak:>7} {2 * batch / best:>11.2f}")
+    return " ".join(cells) + ("" if finite else "  NON-FINITE LOSSES")
+
+
+HEADER = (f"{'size':>4} {'batch':>5} {'precision':>14} {'xla':>5} {'reference':>9} {'fused':>9} {'kit':>9} "
+          f"{'x fused':>6} {'x kit':>6} {'GFLOP/step':>10} {'best GFLOP/s':>12} {'of peak':>7} {'train img/s':>11}")
+
+
+def _isolated(args, size, batch, precision, jit):
+    """Median s/step of reference (glibc's malloc) and kit (tuned), each in its own process,
+    alternating processes for ``args.rounds`` rounds."""
+    times = {"reference": [], "kit": []}
+    for _ in range(args.rounds):
+        for variant, malloc in (("reference", "default"), ("kit", "tuned")):
+            command = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", str(batch),
+                       "--precisions", precision, "--jit", jit, "--steps", str(args.steps), "--warmup",
+                       str(args.warmup), "--base-filters", str(args.base_filters), "--variants", variant,
+                       "--malloc", malloc, "--no-peak", "--no-pipeline", "--json"]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            times[variant].append(result["times"][variant])
+            print(f"  {variant} ({malloc} malloc): {result['times'][variant]:.3f} s/step", flush=True)
+    return {name: statistics.median(t) for name, t in times.items()}, result["flops"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=_ints, default=[128, 256])
@@ -143,40 +205,51 @@ def main(argv=None):
     parser.add_argument("--precisions", type=_words, default=["float32"],
                         help="comma-separated: float32, mixed_bfloat16, mixed_float16")
     parser.add_argument("--jit", type=_words, default=["false"], help="comma-separated: false, true")
+    parser.add_argument("--variants", type=_words, default=list(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
+                        help="glibc allocator settings for this process (tuned: as monet_keras training)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="reference (default malloc) and kit (tuned) in separate processes, alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="with --isolate: processes per variant")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--base-filters", type=int, default=64)
     parser.add_argument("--no-peak", action="store_true", help="skip the matmul peak")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one config, for --isolate
     args = parser.parse_args(argv)
+    unknown = set(args.variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
+    tuned = runtime.tune_malloc() if args.malloc == "tuned" and not args.isolate else False
 
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: {devices}, "
-          f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}")
+    if not args.json:
+        print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: {devices}, "
+              f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}, "
+              + ("reference and kit in separate processes (reference: glibc's malloc, kit: tuned)" if args.isolate
+                 else f"malloc: {'tuned' if tuned else 'glibc default'}"))
     peaks = {}
     if not args.no_peak:
         for dtype in ("float32", "bfloat16") + (("float16",) if "mixed_float16" in args.precisions else ()):
             peaks[dtype] = matmul_peak(dtype)
             print(f"matmul peak {dtype}: {peaks[dtype] / 1e9:.1f} GFLOP/s")
-    header = (f"{'size':>4} {'batch':>5} {'precision':>14} {'xla':>5} {'ref s/step':>10} {'fused s/step':>12} "
-              f"{'ratio':>6} {'GFLOP/step':>10} {'ref GFLOP/s':>11} {'fused GFLOP/s':>13} {'of peak':>7} "
-              f"{'train img/s':>11}")
     rows = []
     for size in args.sizes:
         for batch in args.batches:
             for precision in args.precisions:
                 for jit in args.jit:
-                    times, flops, logs = time_steps(size, batch, precision, jit == "true", args.steps, args.warmup,
-                                                    args.base_filters)
-                    finite = all(np.isfinite(v) for run in logs.values() for v in run.values())
-                    peak = peaks.get({"float32": "float32", "mixed_bfloat16": "bfloat16",
-                                      "mixed_float16": "float16"}[precision])
-                    of_peak = f"{flops / times['fused'] / peak:.0%}" if peak else "-"
-                    row = (f"{size:>4} {batch:>5} {precision:>14} {jit:>5} {times['reference']:>10.3f} "
-                           f"{times['fused']:>12.3f} {times['reference'] / times['fused']:>6.2f} {flops / 1e9:>10.1f} "
-                           f"{flops / times['reference'] / 1e9:>11.1f} {flops / times['fused'] / 1e9:>13.1f} "
-                           f"{of_peak:>7} "
-                           f"{2 * batch / times['fused']:>11.2f}" + ("" if finite else "  NON-FINITE LOSSES"))
+                    finite = True
+                    if args.isolate:
+                        times, flops = _isolated(args, size, batch, precision, jit)
+                    else:
+                        times, flops, logs = time_steps(size, batch, precision, jit == "true", args.steps,
+                                                        args.warmup, args.base_filters, args.variants)
+                        finite = all(np.isfinite(v) for run in logs.values() for v in run.values())
+                    if args.json:
+                        print(json.dumps({"times": times, "flops": flops, "finite": finite}))
+                        return
+                    row = _row(size, batch, precision, jit, times, flops, peaks.get(PEAK_DTYPES[precision]), finite)
                     rows.append(row)
                     print(row, flush=True)
     if not args.no_pipeline:
@@ -184,9 +257,10 @@ def main(argv=None):
             print(f"input pipeline (paired_dataset, 256-px TFRecords, batch {batch}): "
                   f"{pipeline_images_per_second(batch):.0f} images/s")
     print()
-    print(header)
+    print(HEADER)
     print("\n".join(rows))
-    print("of peak: fused FLOP/s over the matmul peak of the step's compute dtype")
+    print("s/step medians; x fused, x kit: reference s/step over theirs; of peak: the fastest variant's FLOP/s over "
+          "the matmul peak of the step's compute dtype")
 
 
 if __name__ == "__main__":

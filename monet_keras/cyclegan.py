@@ -110,6 +110,7 @@ class CycleGAN(keras.Model):
         self.photo_generator_optimizer = photo_generator_optimizer
         self.monet_discriminator_optimizer = monet_discriminator_optimizer
         self.photo_discriminator_optimizer = photo_discriminator_optimizer
+        self.build_optimizers()
 
     @property
     def networks_and_optimizers(self):
@@ -122,7 +123,9 @@ class CycleGAN(keras.Model):
         )
 
     def build_optimizers(self):
-        """Create every optimizer slot now (so a checkpoint can be restored before training)."""
+        """Create every optimizer slot now: in the strategy scope of ``compile`` (slots created
+        lazily inside a MirroredStrategy train step fail), and so a checkpoint can be restored
+        before training. ``compile`` calls it."""
         for network, optimizer in self.networks_and_optimizers:
             if not optimizer.built:
                 optimizer.build(network.trainable_variables)

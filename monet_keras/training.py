@@ -13,7 +13,7 @@ import time
 import keras
 import tensorflow as tf
 
-from monet_keras import augment, data, networks, plots, runtime
+from monet_keras import augment, data, fused_adam, networks, plots, runtime
 from monet_keras import callbacks as cb
 from monet_keras.atomic import atomic_path, write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
@@ -42,25 +42,34 @@ class RunResult:
 
 
 def _optimizer(config, precision="float32", ema=False):
-    """Adam of the report. ``ema``: keep an exponential moving average of the weights it updates
-    (when ``config.ema_decay`` > 0). float16 needs loss scaling: the train step scales each loss,
-    apply_gradients unscales."""
+    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.fused_adam`: Keras's
+    arithmetic in one pass per variable). ``ema``: keep an exponential moving average of the
+    weights it updates (when ``config.ema_decay`` > 0). float16 needs loss scaling: the train
+    step scales each loss, apply_gradients unscales."""
     if ema and config.ema_decay > 0:
-        optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
-                                          ema_momentum=config.ema_decay)
+        optimizer = fused_adam.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
+                                    ema_momentum=config.ema_decay)
     else:
-        optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+        optimizer = fused_adam.Adam(config.learning_rate, beta_1=config.beta_1)
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
-def build_networks(config):
-    """The four networks of ``config``, each initialised from its own seed."""
+def build_networks(config, strategy=None):
+    """The four networks of ``config``, each initialised from its own seed.
+
+    On CPU their small-map convolutions run as matmuls (:mod:`monet_keras.smallconv`, measured
+    faster there); on GPU and TPU they are Keras's own layers (unmeasured there)."""
     size, base, seed = config.image_size, config.base_filters, config.seed
+    matmul = runtime.device_class(strategy) == "cpu"
     return dict(
-        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator"),
-        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator"),
-        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator"),
-        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator"),
+        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator",
+                                                 small_map_matmul=matmul),
+        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator",
+                                                 small_map_matmul=matmul),
+        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator",
+                                                         small_map_matmul=matmul),
+        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator",
+                                                         small_map_matmul=matmul),
     )
 
 
@@ -74,7 +83,7 @@ def build_gan(config, strategy=None):
     precision = runtime.resolve_precision(config.precision, strategy)
     with strategy.scope():
         with runtime.dtype_policy(precision):
-            nets = build_networks(config)
+            nets = build_networks(config, strategy)
         gan = CycleGAN(
             **nets,
             lambda_cycle=config.lambda_cycle,
@@ -90,7 +99,6 @@ def build_gan(config, strategy=None):
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
         gan.compile(_optimizer(config, precision, ema=True), _optimizer(config, precision, ema=True),
                     _optimizer(config, precision), _optimizer(config, precision), jit_compile=jit)
-        gan.build_optimizers()
     return gan
 
 
@@ -123,13 +131,13 @@ def save_photo_generator(gan, config, path):
 
 
 def _save_float32(generator, config, name, path):
-    """Save ``generator`` atomically; a mixed-precision one is rebuilt under float32 with the same
-    weights (variables are float32 under every policy), so the saved model runs float32."""
-    if any(layer.compute_dtype != "float32" for layer in generator.layers):
-        with runtime.dtype_policy("float32"):
-            float32_generator = networks.build_generator(config.image_size, config.base_filters, name=name)
-        float32_generator.set_weights(generator.get_weights())
-        generator = float32_generator
+    """Save ``generator`` atomically as Keras's own layers computing in float32: it is rebuilt with
+    the same weights (variables are float32 under every policy) without the small-map matmul
+    layers, so the saved model runs float32 and loads without this package."""
+    with runtime.dtype_policy("float32"):
+        stock = networks.build_generator(config.image_size, config.base_filters, name=name, small_map_matmul=False)
+    stock.set_weights(generator.get_weights())
+    generator = stock
     with atomic_path(path, suffix=".keras") as tmp:
         keras.saving.save_model(generator, tmp)
     return path
@@ -155,6 +163,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     os.makedirs(run_dir, exist_ok=True)
     _check_resumable(run_dir, config)
     runtime.set_seed(config.seed)
+    runtime.tune_malloc()
     strategy = strategy or runtime.pick_strategy(verbose=False)
 
     train_data = data.training_data(config, log=log)
