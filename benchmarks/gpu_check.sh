@@ -4,7 +4,8 @@
 #  1. uses the installed TensorFlow if it sees a GPU, else installs tensorflow[and-cuda]==2.21.0
 #     and requirements.txt (without its tensorflow-cpu line) into /tmp/monet-venv-gpu;
 #  2. bench_train.py at 256 px, batch 1 and 16, float32 / mixed_bfloat16 / mixed_float16,
-#     XLA off and on: reference vs fused step, FLOP/s against the GPU's measured matmul peak;
+#     XLA off and on: reference vs kit step (on GPU the kit uses the fused step), FLOP/s against the GPU's measured matmul peak;
+#     bench_adam.py (Keras's Adam vs the fused kernel);
 #  3. benchmarks/bench_submission.py (the submission writer) on 3000 synthetic photos, if present.
 # Every part has its own time limit so the whole script ends inside 8 minutes; the tables are
 # printed together at the end (and to $OUT/gpu_check.log, or /tmp/gpu_check.log).
@@ -26,18 +27,19 @@ fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
 
 # float32 and bf16 without XLA first (the defaults to decide), then float16 and XLA.
-timeout 200 "$PY" benchmarks/bench_train.py --sizes 256 --batches 1,16 --precisions float32,mixed_bfloat16 \
+timeout 200 "$PY" benchmarks/bench_train.py --variants reference,kit --sizes 256 --batches 1,16 --precisions float32,mixed_bfloat16 \
     --jit false --steps 10 --warmup 3 --no-pipeline 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
-timeout 170 "$PY" benchmarks/bench_train.py --sizes 256 --batches 1,16 --precisions mixed_float16,float32 \
+timeout 170 "$PY" benchmarks/bench_train.py --variants reference,kit --sizes 256 --batches 1,16 --precisions mixed_float16,float32 \
     --jit true --steps 10 --warmup 3 --no-pipeline --no-peak 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
-timeout 60 "$PY" benchmarks/bench_train.py --sizes 256 --batches 16 --precisions mixed_float16 \
+timeout 60 "$PY" benchmarks/bench_train.py --variants reference,kit --sizes 256 --batches 16 --precisions mixed_float16 \
     --jit false --steps 10 --warmup 3 --no-pipeline --no-peak 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
+timeout 40 "$PY" benchmarks/bench_adam.py --repeats 5 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
 if [ -f benchmarks/bench_submission.py ]; then
     timeout 90 "$PY" benchmarks/bench_submission.py --photos-count 3000 --base-filters 64 2>&1 \
         | tee -a "$LOG" | grep -v '^[WIE]0000'
 fi
 
 echo
-echo "=== summary (train step rows: size batch precision xla ref fused ratio ...) ==="
+echo "=== summary (train step rows: size batch precision xla reference fused kit x-fused x-kit ...) ==="
 grep -E '^ *256 +(1|16) ' "$LOG" | sort -u
 echo "full log: $LOG"
