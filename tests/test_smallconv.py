@@ -43,28 +43,23 @@ def numpy_conv_transpose(x, kernel):
 SHAPES = [(1, 1, 1, 3, 5), (2, 2, 2, 4, 3), (3, 4, 4, 2, 6), (2, 3, 5, 3, 2), (1, 7, 2, 5, 4)]
 
 
+def _tf_conv_transpose(x, kernel):
+    batch, height, width, _ = x.shape
+    return tf.nn.conv2d_transpose(x, kernel, (batch, 2 * height, 2 * width, kernel.shape[2]), 2, "SAME").numpy()
+
+
+@pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_conv_matches_direct_sum_and_tf(shape):
+def test_matches_direct_sums_and_tf(shape, transposed):
     batch, height, width, c_in, c_out = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((batch, height, width, c_in)).astype(np.float32)
-    kernel = rng.standard_normal((4, 4, c_in, c_out)).astype(np.float32)
-    got = smallconv.conv_4x4_s2(tf.constant(x), tf.constant(kernel)).numpy()
-    np.testing.assert_allclose(got, numpy_conv(x.astype(np.float64), kernel.astype(np.float64)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(got, tf.nn.conv2d(x, kernel, 2, "SAME").numpy(), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_conv_transpose_matches_scatter_and_tf(shape):
-    batch, height, width, c_in, c_out = shape
-    rng = np.random.default_rng(sum(shape))
-    x = rng.standard_normal((batch, height, width, c_in)).astype(np.float32)
-    kernel = rng.standard_normal((4, 4, c_out, c_in)).astype(np.float32)
-    got = smallconv.conv_transpose_4x4_s2(tf.constant(x), tf.constant(kernel)).numpy()
-    expected = numpy_conv_transpose(x.astype(np.float64), kernel.astype(np.float64))
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    tf_out = tf.nn.conv2d_transpose(x, kernel, (batch, 2 * height, 2 * width, c_out), 2, "SAME")
-    np.testing.assert_allclose(got, tf_out.numpy(), rtol=1e-5, atol=1e-5)
+    kernel = rng.standard_normal((4, 4, c_out, c_in) if transposed else (4, 4, c_in, c_out)).astype(np.float32)
+    ours, direct, tf_op = ((smallconv.conv_transpose_4x4_s2, numpy_conv_transpose, _tf_conv_transpose) if transposed
+                           else (smallconv.conv_4x4_s2, numpy_conv, lambda x, k: tf.nn.conv2d(x, k, 2, "SAME").numpy()))
+    got = ours(tf.constant(x), tf.constant(kernel)).numpy()
+    np.testing.assert_allclose(got, direct(x.astype(np.float64), kernel.astype(np.float64)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, tf_op(x, kernel), rtol=1e-5, atol=1e-5)
 
 
 def _output_and_gradients(layer, x):
