@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 # Measured on the 2-core CPU, forward + backward, batch 1-8 (benchmarks/bench_smallconv.py):
-# convolutions to 1x1 and 2x2 maps are 1.3-2.8x faster as a matmul, to 4x4 maps 0.85-0.9x;
+# convolutions to 1x1 and 2x2 maps are 1.3-2.8x faster as a matmul, to 4x4 maps 0.70-0.91x;
 # transposed convolutions from 1x1-4x4 maps 1.2-4.4x faster, from 8x8 maps 0.67-1.1x.
 MAX_CONV_OUTPUT_PIXELS = 4
 MAX_TRANSPOSED_INPUT_PIXELS = 16
