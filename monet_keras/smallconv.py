@@ -7,9 +7,9 @@ one matmul against the kernel, plus cheap slicing of the small maps, they run 1.
 forward and backward. The result is the same convolution (same weights, same sums in another
 order: float round-off only; tests/test_smallconv.py checks it against numpy).
 
-- :func:`conv_4x4_s2`: ``Conv2D(k, 4, strides=2, padding="same")``. im2col: the 16 taps of every
-  output pixel are strided slices of the zero-padded input, concatenated in the kernel's
-  (row, column, channel) order, so the kernel is only reshaped, never transposed.
+- :func:`conv_4x4_s2`: ``Conv2D(k, 4, strides=2, padding="same")``. im2col: the 4x4 patches of
+  the zero-padded input (``tf.image.extract_patches``, in the kernel's (row, column, channel)
+  order, so the kernel is only reshaped, never transposed) times the kernel.
 - :func:`conv_transpose_4x4_s2`: ``Conv2DTranspose(k, 4, strides=2, padding="same")``. Every
   input pixel times the kernel gives a 4x4 patch (one matmul), and the patches are added where
   they overlap: output row ``2m`` gets taps 1 of input row ``m`` and 3 of row ``m - 1``, row
@@ -46,8 +46,8 @@ def conv_4x4_s2(x, kernel):
     c_out = kernel.shape[-1]
     out_h, out_w = -(-height // 2), -(-width // 2)
     x = tf.pad(x, [[0, 0], _same_padding(height), _same_padding(width), [0, 0]])
-    patches = tf.concat([x[:, ky:ky + 2 * out_h - 1:2, kx:kx + 2 * out_w - 1:2, :]
-                         for ky in range(4) for kx in range(4)], axis=-1)
+    # One op (16 strided slices and a concat were as fast, with twice the tracing time).
+    patches = tf.image.extract_patches(x, [1, 4, 4, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")
     out = tf.matmul(tf.reshape(patches, (-1, 16 * c_in)), tf.reshape(kernel, (16 * c_in, c_out)))
     return tf.reshape(out, (-1, out_h, out_w, c_out))
 
