@@ -110,7 +110,7 @@ def _optimizer(precision, kit):
 def _step_function(variant, size, base, precision, jit):
     """(compiled train step, its networks) of ``variant``; same initial weights for every variant."""
     kit = variant == "kit"
-    nets = _networks(size, base, precision, small_map_matmul=kit and runtime.device_class() == "cpu")
+    nets = _networks(size, base, precision, small_map_matmul="auto" if kit else False)
     gan = CycleGAN(**nets, fused_step={"reference": False, "fused": True, "kit": "auto"}[variant], seed=0)
     gan.compile(*[_optimizer(precision, kit) for _ in range(4)])
     return tf.function(gan.train_step, jit_compile=jit), nets

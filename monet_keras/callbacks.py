@@ -53,8 +53,9 @@ def save_checkpoint(gan, directory, epoch, keep=2):
             f.flush()
             os.fsync(f.fileno())
     # Keep the newest `keep` up to this epoch; later ones belong to an abandoned timeline.
-    older = [p for p in list_checkpoints(directory) if _epoch_of(p) < epoch]
-    newer = [p for p in list_checkpoints(directory) if _epoch_of(p) > epoch]
+    found = list_checkpoints(directory)
+    older = [p for p in found if _epoch_of(p) < epoch]
+    newer = [p for p in found if _epoch_of(p) > epoch]
     for old in newer + older[keep - 1:]:
         os.remove(old)
     return path

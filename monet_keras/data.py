@@ -157,6 +157,12 @@ def check_domain(files: DomainFiles, skip_corrupt=False, log=print):
     return frozenset(_record_key(p.path, p.index) for p in problems)
 
 
+def skip_keys(files: DomainFiles, skip_corrupt, log=print):
+    """Record keys to leave out when reading ``files`` after training: with ``skip_corrupt`` a full
+    :func:`check_domain` (the bad records it counts), else none, without reading anything."""
+    return check_domain(files, skip_corrupt=True, log=log) if skip_corrupt else frozenset()
+
+
 def _first_image_size(files):
     """Side of the first decodable image: the size every other image must have."""
     if files.kind == "jpeg":

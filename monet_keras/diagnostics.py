@@ -103,8 +103,7 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
 
     def first(domain):
         files = data.find_domain(data_dir, domain)
-        skip = data.check_domain(files, skip_corrupt=True, log=log) if config.skip_corrupt else frozenset()
-        return data.first_images(files, size, count, skip=skip)
+        return data.first_images(files, size, count, skip=data.skip_keys(files, config.skip_corrupt, log))
 
     photos, monets = first("photo"), first("monet")
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,

@@ -13,19 +13,22 @@
 Instance norm is ``keras.layers.GroupNormalization(groups=-1)`` with the tutorial's gamma
 initialiser N(0, 0.02) and beta 0 (tensorflow-addons is not needed).
 
-``small_map_matmul`` (default True) builds the 4x4 stride-2 convolutions from
+``small_map_matmul=True`` builds the 4x4 stride-2 convolutions from
 :mod:`monet_keras.smallconv`: the same layers, weights and config, computing the convolutions
 on maps of at most 4x4 pixels as one matmul (faster on CPU, same results within float
 round-off). False gives Keras's own layers (the tutorial's model, and what is saved to
-``.keras`` files, so they load without this package).
+``.keras`` files, so they load without this package). ``"auto"`` (default): True on CPU, where
+it was measured faster, False on GPU and TPU (unmeasured there), under the current
+tf.distribute strategy.
 """
 
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
-from monet_keras import smallconv
+from monet_keras import runtime, smallconv
 from monet_keras.errors import MonetKerasError
 
 _CONV_INIT_STDDEV = 0.02
@@ -64,23 +67,25 @@ def _depth(image_size):
 
 def _conv_layers(small_map_matmul):
     """(Conv2D, Conv2DTranspose) classes for the 4x4 stride-2 blocks."""
+    if small_map_matmul == "auto":
+        small_map_matmul = runtime.device_class(tf.distribute.get_strategy()) == "cpu"
     if small_map_matmul:
         return smallconv.Conv2D, smallconv.Conv2DTranspose
     return layers.Conv2D, layers.Conv2DTranspose
 
 
-def _down(x, filters, seeds, norm, name, small_map_matmul=True):
-    x = _conv_layers(small_map_matmul)[0](filters, 4, strides=2, padding="same", use_bias=False,
-                      kernel_initializer=_conv_init(seeds()), name=f"{name}_conv")(x)
+def _down(x, filters, seeds, norm, name, conv):
+    x = conv(filters, 4, strides=2, padding="same", use_bias=False,
+             kernel_initializer=_conv_init(seeds()), name=f"{name}_conv")(x)
     if norm:
         x = _instance_norm(seeds(), f"{name}_norm")(x)
     return layers.LeakyReLU(negative_slope=0.3, name=f"{name}_lrelu")(x)
 
 
-def _up(x, filters, seeds, dropout, name, small_map_matmul=True):
+def _up(x, filters, seeds, dropout, name, deconv):
     """``dropout``: the rate, or 0 for none."""
-    x = _conv_layers(small_map_matmul)[1](filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_conv_init(seeds()), name=f"{name}_deconv")(x)
+    x = deconv(filters, 4, strides=2, padding="same", use_bias=False,
+               kernel_initializer=_conv_init(seeds()), name=f"{name}_deconv")(x)
     x = _instance_norm(seeds(), f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(dropout, seed=seeds(), name=f"{name}_dropout")(x)
@@ -93,24 +98,24 @@ def generator_filters(image_size, base_filters=64):
 
 
 def build_generator(image_size=256, base_filters=64, seed=None, name="generator", dropout=0.5,
-                    small_map_matmul=True):
+                    small_map_matmul="auto"):
     """U-Net generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in [-1, 1].
 
     ``dropout``: rate on the first three decoder blocks (0 leaves the layers out; for tests that
     compare exact updates).
     """
     seeds = _Seeds(seed)
+    conv, deconv = _conv_layers(small_map_matmul)
     down_filters = generator_filters(image_size, base_filters)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     skips = []
     for i, filters in enumerate(down_filters):
-        x = _down(x, filters, seeds, norm=i > 0, name=f"down{i + 1}", small_map_matmul=small_map_matmul)
+        x = _down(x, filters, seeds, norm=i > 0, name=f"down{i + 1}", conv=conv)
         skips.append(x)
     # Decoder mirrors the encoder except the innermost level; dropout on the first three.
     for i, (filters, skip) in enumerate(zip(reversed(down_filters[:-1]), reversed(skips[:-1]))):
-        x = _up(x, filters, seeds, dropout=dropout if i < 3 else 0, name=f"up{i + 1}",
-                small_map_matmul=small_map_matmul)
+        x = _up(x, filters, seeds, dropout=dropout if i < 3 else 0, name=f"up{i + 1}", deconv=deconv)
         x = layers.Concatenate(name=f"up{i + 1}_skip")([x, skip])
     outputs = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
                                      kernel_initializer=_conv_init(seeds()), dtype="float32",
@@ -118,14 +123,15 @@ def build_generator(image_size=256, base_filters=64, seed=None, name="generator"
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator", small_map_matmul=True):
+def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator", small_map_matmul="auto"):
     """PatchGAN discriminator: (B, S, S, 3) -> (B, S/8 - 2, S/8 - 2, 1) logits."""
     _depth(image_size)
     seeds = _Seeds(seed)
+    conv = _conv_layers(small_map_matmul)[0]
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = _down(inputs, base_filters, seeds, norm=False, name="down1", small_map_matmul=small_map_matmul)
-    x = _down(x, base_filters * 2, seeds, norm=True, name="down2", small_map_matmul=small_map_matmul)
-    x = _down(x, base_filters * 4, seeds, norm=True, name="down3", small_map_matmul=small_map_matmul)
+    x = _down(inputs, base_filters, seeds, norm=False, name="down1", conv=conv)
+    x = _down(x, base_filters * 2, seeds, norm=True, name="down2", conv=conv)
+    x = _down(x, base_filters * 4, seeds, norm=True, name="down3", conv=conv)
     x = layers.ZeroPadding2D(name="pad1")(x)
     x = layers.Conv2D(base_filters * 8, 4, strides=1, use_bias=False,
                       kernel_initializer=_conv_init(seeds()), name="conv")(x)

@@ -167,7 +167,7 @@ def example_translations(config, generator_path, count=6):
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
-    photos = data.first_images(files, config.image_size, count, skip=_skipped(files, config))
+    photos = data.first_images(files, config.image_size, count, skip=data.skip_keys(files, config.skip_corrupt))
     fakes = generator(photos, training=False)
     path = figure_path(config, EXAMPLES_FIGURE)
     plots.translation_grid(keras.ops.convert_to_numpy(photos), keras.ops.convert_to_numpy(fakes),
@@ -197,13 +197,6 @@ def write_images_zip(config, generator_path):
     return path
 
 
-def _skipped(files, config):
-    """Record keys to skip when the run skips unreadable images (a full check), else none."""
-    from monet_keras import data
-
-    return data.check_domain(files, skip_corrupt=True, log=print) if config.skip_corrupt else frozenset()
-
-
 def translated_photos(config, generator_path, batch_size=16):
     """Every photo translated by the saved generator, as an image source for the evaluation.
 
@@ -216,7 +209,8 @@ def translated_photos(config, generator_path, batch_size=16):
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
-    batches = data.load_images(files, config.image_size, skip=_skipped(files, config)).batch(batch_size)
+    skip = data.skip_keys(files, config.skip_corrupt)
+    batches = data.load_images(files, config.image_size, skip=skip).batch(batch_size)
 
     class TranslatedPhotos(features.ImageSource):
         description = f"photos translated by {generator_path}"

@@ -97,24 +97,17 @@ def _matmul_shape(layer, spatial, max_pixels):
             and None not in spatial and spatial[0] * spatial[1] <= max_pixels)
 
 
-def _finish(layer, outputs):
-    """The bias and activation of Keras's conv layers' ``call``."""
-    if layer.use_bias:
-        outputs = outputs + layer.bias
-    return outputs if layer.activation is None else layer.activation(outputs)
-
-
 @keras.saving.register_keras_serializable(package="monet_keras")
 class Conv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` that computes 4x4 stride-2 'same' convolutions with outputs of at
     most :data:`MAX_CONV_OUTPUT_PIXELS` pixels by :func:`conv_4x4_s2`."""
 
-    def call(self, inputs):
+    def convolution_op(self, inputs, kernel):
         _, height, width, _ = inputs.shape
         output = tuple(None if size is None else -(-size // 2) for size in (height, width))
         if not _matmul_shape(self, output, MAX_CONV_OUTPUT_PIXELS):
-            return super().call(inputs)
-        return _finish(self, conv_4x4_s2(inputs, self.kernel))
+            return super().convolution_op(inputs, kernel)
+        return conv_4x4_s2(inputs, kernel)
 
 
 @keras.saving.register_keras_serializable(package="monet_keras")
@@ -126,4 +119,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         if self.output_padding is not None or not _matmul_shape(self, inputs.shape[1:3],
                                                                  MAX_TRANSPOSED_INPUT_PIXELS):
             return super().call(inputs)
-        return _finish(self, conv_transpose_4x4_s2(inputs, self.kernel))
+        # Keras's call with the convolution replaced (Conv2DTranspose has no convolution_op hook).
+        outputs = conv_transpose_4x4_s2(inputs, self.kernel)
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return outputs if self.activation is None else self.activation(outputs)

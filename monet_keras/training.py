@@ -54,22 +54,15 @@ def _optimizer(config, precision="float32", ema=False):
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
-def build_networks(config, strategy=None):
-    """The four networks of ``config``, each initialised from its own seed.
-
-    On CPU their small-map convolutions run as matmuls (:mod:`monet_keras.smallconv`, measured
-    faster there); on GPU and TPU they are Keras's own layers (unmeasured there)."""
+def build_networks(config):
+    """The four networks of ``config``, each initialised from its own seed (on CPU with the
+    small-map matmul convolutions of :mod:`monet_keras.smallconv`, see :mod:`monet_keras.networks`)."""
     size, base, seed = config.image_size, config.base_filters, config.seed
-    matmul = runtime.device_class(strategy) == "cpu"
     return dict(
-        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator",
-                                                 small_map_matmul=matmul),
-        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator",
-                                                 small_map_matmul=matmul),
-        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator",
-                                                         small_map_matmul=matmul),
-        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator",
-                                                         small_map_matmul=matmul),
+        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator"),
+        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator"),
+        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator"),
+        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator"),
     )
 
 
@@ -83,7 +76,7 @@ def build_gan(config, strategy=None):
     precision = runtime.resolve_precision(config.precision, strategy)
     with strategy.scope():
         with runtime.dtype_policy(precision):
-            nets = build_networks(config, strategy)
+            nets = build_networks(config)
         gan = CycleGAN(
             **nets,
             lambda_cycle=config.lambda_cycle,
@@ -108,36 +101,33 @@ def _pool(config, offset):
     return ImagePool(config.pool_size, (config.image_size, config.image_size, 3), seed=config.seed * 10 + offset)
 
 
-def generator_to_save(gan):
-    """G_monet with its EMA weights when its optimizer keeps them, else G_monet itself."""
+def generator_weights(gan):
+    """G_monet's weights (``get_weights`` order), its EMA weights in place of the trained ones
+    when its optimizer keeps them."""
     generator = gan.monet_generator
     optimizer = getattr(gan.monet_generator_optimizer, "inner_optimizer", gan.monet_generator_optimizer)
-    if not optimizer.use_ema:
-        return generator
-    averaged = keras.models.clone_model(generator)
-    averaged.set_weights(generator.get_weights())
-    for variable, average in zip(averaged.trainable_variables, optimizer._model_variables_moving_average):
-        variable.assign(average)
-    return averaged
+    averages = {}
+    if optimizer.use_ema:
+        averages = {id(v): a for v, a in zip(generator.trainable_variables, optimizer._model_variables_moving_average)}
+    return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in generator.weights]
 
 
 def save_generator(gan, config, path):
     """Save G_monet (its EMA weights when ema_decay > 0) as a standalone float32 ``.keras`` file, atomically."""
-    return _save_float32(generator_to_save(gan), config, "monet_generator", path)
+    return _save_float32(generator_weights(gan), config, "monet_generator", path)
 
 
 def save_photo_generator(gan, config, path):
-    return _save_float32(gan.photo_generator, config, "photo_generator", path)
+    return _save_float32(gan.photo_generator.get_weights(), config, "photo_generator", path)
 
 
-def _save_float32(generator, config, name, path):
-    """Save ``generator`` atomically as Keras's own layers computing in float32: it is rebuilt with
-    the same weights (variables are float32 under every policy) without the small-map matmul
-    layers, so the saved model runs float32 and loads without this package."""
+def _save_float32(weights, config, name, path):
+    """Save a generator with ``weights`` atomically, as Keras's own layers computing in float32
+    (variables are float32 under every policy), so the saved model runs float32 and loads
+    without this package."""
     with runtime.dtype_policy("float32"):
-        stock = networks.build_generator(config.image_size, config.base_filters, name=name, small_map_matmul=False)
-    stock.set_weights(generator.get_weights())
-    generator = stock
+        generator = networks.build_generator(config.image_size, config.base_filters, name=name, small_map_matmul=False)
+    generator.set_weights(weights)
     with atomic_path(path, suffix=".keras") as tmp:
         keras.saving.save_model(generator, tmp)
     return path

@@ -46,12 +46,12 @@ def unsafe_member(info):
 def _safe_extract(zip_path, archive, target):
     """Extract every member of ``archive`` under ``target`` after checking them all."""
     members = archive.infolist()
+    root = os.path.realpath(target)
     for info in members:
         why = unsafe_member(info)
         if why is None:
             real = os.path.realpath(os.path.join(target, info.filename))
-            why = None if os.path.commonpath([real, os.path.realpath(target)]) == os.path.realpath(target) \
-                else "a path outside the folder"
+            why = None if os.path.commonpath([real, root]) == root else "a path outside the folder"
         if why is not None:
             raise MonetKerasError(f"{zip_path}: member {info.filename!r} would land outside the output folder "
                                   f"({why}); refused, nothing extracted")
