@@ -22,7 +22,7 @@ competition source, accelerator, internet off, the library dataset) and runs
 
 Every command takes ``--competition`` (default ``gan-getting-started``) and ``--dry-run``
 (check everything, print the exact kaggle command, upload nothing). Credentials are looked up
-the way kaggle 2.2.5 does (see :func:`monet_keras.kaggle_cli.find_credentials`); which source is
+the way kaggle 2.2.5 does (see :func:`tfrecords_tools.kaggle_cli.find_credentials`); which source is
 used is printed, the key or token never is (it is also masked in everything relayed from the CLI).
 
 ``file`` runs the whole submission again, up to ``--attempts`` times (default 3, waiting
@@ -39,11 +39,11 @@ import re
 import shutil
 import sys
 
-from monet_keras import zipcheck
-from monet_keras.atomic import write_text
+from monet_keras.submit import zipcheck
+from tfrecords_tools.atomic import write_text
 from monet_keras.errors import MonetKerasError, run_command
-from monet_keras.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
-from monet_keras.kaggle_package import COMPETITION, kernel_metadata
+from tfrecords_tools.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
+from monet_keras.submit.kaggle_package import COMPETITION, kernel_metadata
 
 OUTPUT_FILE = "images.zip"
 DEFAULT_NOTEBOOK = os.path.join("notebooks", "monet_cyclegan.ipynb")
@@ -106,7 +106,7 @@ def submit_file(args, print_fn=print):
     if args.generator or args.photos:
         if not (args.generator and args.photos):
             raise MonetKerasError("give both --generator and --photos to build the zip (or --zip)")
-        from monet_keras.submission import write_submission  # TensorFlow only when building
+        from monet_keras.submit.translate import write_submission  # TensorFlow only when building
         zip_path = args.zip or OUTPUT_FILE
         print_fn(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
                                   quality=args.quality).summary())

@@ -1,4 +1,4 @@
-"""Adam updates of a 256-px generator: keras.optimizers.Adam against monet_keras.fused_adam.Adam.
+"""Adam updates of a 256-px generator: keras.optimizers.Adam against monet_keras.accel.fused_adam.Adam.
 
 Times ``optimizer.apply`` (compiled) for the 54,414,979 weights of the report's generator with
 each optimizer, alternately in one process: median ms per update and the ratio.
@@ -18,7 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import fused_adam, networks, runtime  # noqa: E402
+from monet_keras.accel import fused_adam
+from monet_keras.model import networks
+from monet_keras.accel import runtime  # noqa: E402
 
 
 def main(argv=None):

@@ -15,7 +15,7 @@ import numpy as np
 import scipy
 import scipy.linalg
 
-from monet_keras.metrics import fid, trace_sqrt_product
+from monet_keras.evaluate.metrics import fid, trace_sqrt_product
 
 
 def correlated_features(rng, n, mixing, shift):

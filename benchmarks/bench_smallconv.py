@@ -1,4 +1,4 @@
-"""Small-map convolutions: TF's conv kernels against monet_keras.smallconv's matmuls.
+"""Small-map convolutions: TF's conv kernels against monet_keras.accel.smallconv's matmuls.
 
 Forward + backward (input and kernel gradients) of one 4x4 stride-2 'same' convolution or
 transposed convolution, for the U-Net's inner shapes at 256 px, at several batch sizes: median
@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import runtime, smallconv  # noqa: E402
+from monet_keras.accel import runtime
+from monet_keras.accel import smallconv  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # one tf.function per shape is deliberate; no retracing warnings
 

@@ -1,4 +1,4 @@
-"""Images per second: monet_keras.submission.write_submission vs the Kaggle tutorial's loop.
+"""Images per second: monet_keras.submit.translate.write_submission vs the Kaggle tutorial's loop.
 
 Baseline (the tutorial's way, as its notebook does it): photos batched by 1, for each one
 ``generator(img, training=False)[0].numpy()``, ``(x * 127.5 + 127.5).astype(uint8)``, PIL
@@ -31,8 +31,8 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from monet_keras import data  # noqa: E402
-from monet_keras.networks import build_generator  # noqa: E402
-from monet_keras.submission import write_submission  # noqa: E402
+from monet_keras.model.networks import build_generator  # noqa: E402
+from monet_keras.submit.translate import write_submission  # noqa: E402
 from tfrecords_tools.schema import encode_example, shard_name  # noqa: E402
 
 

@@ -7,7 +7,7 @@ Three variants of one CycleGAN step, built from the same initial weights:
   generator called three times, each discriminator twice);
 - ``fused``: the same, with the batched step (``fused_step=True``) only;
 - ``kit``: what ``monet_keras`` trains with: small-map convolutions as matmuls
-  (:mod:`monet_keras.smallconv`, on CPU), the fused-kernel Adam (:mod:`monet_keras.fused_adam`)
+  (:mod:`monet_keras.accel.smallconv`, on CPU), the fused-kernel Adam (:mod:`monet_keras.accel.fused_adam`)
   and ``fused_step="auto"``.
 
 The variants are timed alternately step by step (so load from other processes hits all alike):
@@ -45,8 +45,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import data, fused_adam, networks, runtime  # noqa: E402
-from monet_keras.cyclegan import CycleGAN  # noqa: E402
+from monet_keras import data
+from monet_keras.accel import fused_adam
+from monet_keras.model import networks
+from monet_keras.accel import runtime  # noqa: E402
+from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
 
 
 def conv_flops(model, images=1):

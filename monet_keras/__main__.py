@@ -13,13 +13,13 @@ import sys
 from monet_keras.errors import run_command
 
 COMMAND_MODULES = (
-    "monet_keras.training",
-    "monet_keras.submission",
-    "monet_keras.zipcheck",
-    "monet_keras.metrics",
-    "monet_keras.diagnostics",
-    "monet_keras.experiments",
-    "monet_keras.kaggle_package",
+    "monet_keras.train.training",
+    "monet_keras.submit.translate",
+    "monet_keras.submit.zipcheck",
+    "monet_keras.evaluate.metrics",
+    "monet_keras.figures.self_adversarial",
+    "monet_keras.experiments.runner",
+    "monet_keras.submit.kaggle_package",
 )
 
 

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Optional
 
-from monet_keras.diffaugment import parse_policy
+from monet_keras.model.diffaugment import parse_policy
 from monet_keras.errors import MonetKerasError
 
 SAMPLINGS = ("over", "under")

@@ -1,33 +1,14 @@
-"""The one exception type users see.
+"""The one exception type users see, under the kit's name.
 
-Anything the user can fix (a missing folder, a corrupt image, a bad parameter) is raised as
-:class:`MonetKerasError` with a one-line message naming the culprit. The CLIs print it as
-``error: <message>`` and exit with status 2; every other exception is a bug in the kit.
+Anything the user can fix (a missing folder, a corrupt image, a bad parameter) is raised with a
+one-line message naming the culprit. The CLIs print it as ``error: <message>`` and exit with
+status 2; every other exception is a bug in the kit. The class lives in the lower layer,
+:mod:`tfrecords_tools.errors`, so the data tools raise the same type without importing this
+package.
 """
 
-import sys
+from tfrecords_tools.errors import EXIT_USAGE, UserError, run_command
 
+MonetKerasError = UserError
 
-class MonetKerasError(Exception):
-    """A problem with the user's input, with a one-line message that names the culprit."""
-
-
-EXIT_USAGE = 2
-
-
-def run_command(func, args, exit_codes=()):
-    """Run a CLI command ``func(args)`` and return its exit status.
-
-    :class:`MonetKerasError` (and any ``(exception type, status)`` of ``exit_codes``) becomes one
-    ``error: ...`` line on stderr; Ctrl-C exits 130 with one line. Anything else is a bug and
-    propagates with its traceback.
-    """
-    handled = ((MonetKerasError, EXIT_USAGE),) + tuple(exit_codes)
-    try:
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except tuple(kind for kind, _ in handled) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return next(status for kind, status in handled if isinstance(e, kind))
+__all__ = ["EXIT_USAGE", "MonetKerasError", "run_command"]

@@ -78,7 +78,9 @@ if library and library not in sys.path:
 import monet_keras  # else it must already be importable (PYTHONPATH, pip install)
 print(f"monet_keras from {os.path.dirname(os.path.dirname(os.path.abspath(monet_keras.__file__)))}")"""),
     ("code", """\
-from monet_keras import notebook as nb, runtime, training
+from monet_keras.experiments import notebook as nb
+from monet_keras.accel import runtime
+from monet_keras.train import training
 
 strategy = runtime.pick_strategy()
 config = nb.config_from_namespace(globals(), strategy)
@@ -125,9 +127,9 @@ photos, and the self-adversarial check (Fig. 15, eq. 8): images reconstructed th
 generators with and without N(0, 0.08) noise on the intermediate fake. A model that hides its
 input in invisible noise reconstructs well without the noise and badly with it."""),
     ("code", """\
-from monet_keras import diagnostics
+from monet_keras.figures import self_adversarial
 
-check = diagnostics.write_figures(config.out_dir, config.data_dir)
+check = self_adversarial.write_figures(config.out_dir, config.data_dir)
 for name in ("augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
     nb.show(nb.figure_path(config, name))"""),
     ("markdown", """\

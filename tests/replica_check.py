@@ -15,8 +15,9 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from monet_keras import fused_adam, networks  # noqa: E402
-from monet_keras.cyclegan import CycleGAN  # noqa: E402
+from monet_keras.accel import fused_adam
+from monet_keras.model import networks  # noqa: E402
+from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
 
 SIZE, BASE, BATCH, STEPS = 32, 8, 4, 2
 PATHS = []  # trainable weight paths, in gan.trainable_weights order

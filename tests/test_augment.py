@@ -13,8 +13,9 @@ import tensorflow as tf
 import keras
 from PIL import Image
 
-from monet_keras import aug_figures, augment
-from monet_keras.augment import TrainingAugmentation, build_augmenter
+from monet_keras.figures import augmentation
+from monet_keras.model import augment
+from monet_keras.model.augment import TrainingAugmentation, build_augmenter
 from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
 
@@ -192,7 +193,7 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations():
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from monet_keras.augment import build_augmenter
+        from monet_keras.model.augment import build_augmenter
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             layer = build_augmenter(32, seed=1)
@@ -219,7 +220,7 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations():
 def test_augmentation_examples_writes_a_png(tmp_path):
     x = images(3)
     path = tmp_path / "fig11.png"
-    fig = aug_figures.augmentation_examples(x, build_augmenter(SIZE, seed=1), n=2, save_path=path)
+    fig = augmentation.augmentation_examples(x, build_augmenter(SIZE, seed=1), n=2, save_path=path)
     axes = fig.get_axes()
     assert len(axes) == 3 * 3  # originals + 2 augmented rows, one column per image
     np.testing.assert_allclose(axes[1].images[0].get_array(), (x[1] + 1) / 2, atol=1e-6)

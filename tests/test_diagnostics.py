@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from monet_keras.diagnostics import self_adversarial_check
+from monet_keras.figures.self_adversarial import self_adversarial_check
 
 
 class Scale:
@@ -57,7 +57,7 @@ def test_figures_command_on_a_run(tmp_path):
 
     from kaggle_fixtures import write_kaggle_folder
     from monet_keras.config import tiny
-    from monet_keras.training import train
+    from monet_keras.train.training import train
 
     root = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
     run = str(tmp_path / "run")

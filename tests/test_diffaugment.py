@@ -11,8 +11,8 @@ import tensorflow as tf
 import keras
 from PIL import Image
 
-from monet_keras import aug_figures
-from monet_keras.diffaugment import OPS, diff_augment, parse_policy, stateless_seed
+from monet_keras.figures import augmentation
+from monet_keras.model.diffaugment import OPS, diff_augment, parse_policy, stateless_seed
 from monet_keras.errors import MonetKerasError
 
 SIZES_AND_BATCHES = [(48, 3), (33, 1), (30, 3)]
@@ -235,7 +235,7 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations(tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras
-        from monet_keras.diffaugment import diff_augment
+        from monet_keras.model.diffaugment import diff_augment
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         with strategy.scope():
             generator = keras.random.SeedGenerator(5)
@@ -259,7 +259,7 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations(tmp_path):
 def test_diffaugment_examples_writes_a_png(tmp_path):
     x = images(2, 32)
     path = tmp_path / "fig13.png"
-    fig = aug_figures.diffaugment_examples(x, seed=1, save_path=path)
+    fig = augmentation.diffaugment_examples(x, seed=1, save_path=path)
     axes = fig.get_axes()
     assert len(axes) == 2 * 6
     assert [ax.get_title() for ax in axes[:6]] == ["original", "brightness", "contrast", "saturation",

@@ -23,7 +23,7 @@ def test_two_replicas_match_one():
     # Same update within float32 summation-order error; a loss scaled by the replica count
     # would be off by a factor of 2 (relative difference 0.5 or 1).
     assert result["worst_relative_update_diff"] < 1e-3, result
-    assert result["worst_relative_adam_update_diff"] < 1e-3, result  # fused Adam (monet_keras.fused_adam)
+    assert result["worst_relative_adam_update_diff"] < 1e-3, result  # fused Adam (monet_keras.accel.fused_adam)
     assert result["replica_copy_diffs"][1] == result["replica_copy_diffs"][3] == 0, result  # copies stay equal
     for name, value in result["one_logs"].items():
         assert result["two_logs"][name] == pytest.approx(value, rel=1e-4), name

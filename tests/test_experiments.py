@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monet_keras import experiments as ex
+from monet_keras.experiments import runner as ex
 from monet_keras.__main__ import main
 from monet_keras.errors import MonetKerasError
 pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_notebook.py
@@ -31,7 +31,7 @@ def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
     assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed"]
 
     # Os+Aug failed inside the notebook (executed notebook kept), Us+Aug before it ran
-    assert rows["Os+Aug"]["error"].startswith("MonetKerasError: bad parameter holdout_monet=100")
+    assert rows["Os+Aug"]["error"].startswith("UserError: bad parameter holdout_monet=100")
     assert os.path.isfile(os.path.join(runs.run_dir("Os_Aug"), "monet_cyclegan.ipynb"))
     assert "image_size=48" in rows["Us+Aug"]["error"]
     assert not os.path.exists(os.path.join(runs.run_dir("Us_Aug"), "monet_cyclegan.ipynb"))

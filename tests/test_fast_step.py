@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from monet_keras import cyclegan, networks
+from monet_keras.model import cyclegan
+from monet_keras.model import networks
 
 SIZE, BASE, BATCH = 32, 8, 2
 LR = 0.5
@@ -95,7 +96,7 @@ def test_fused_step_equals_reference(kwargs):
 @pytest.mark.parametrize("fused", [False, True])
 def test_kit_step_equals_the_tutorials(fused):
     # The tutorial's step: Keras's own conv layers and the straightforward step. The kit's: the
-    # small-map matmul layers (monet_keras.smallconv) with either step. Same losses and updates,
+    # small-map matmul layers (monet_keras.accel.smallconv) with either step. Same losses and updates,
     # compared at well-conditioned weights (see _spread_weights).
     tutorial = _step(False, small_map_matmul=False, spread=True)
     _assert_same_step(tutorial, _step(fused, small_map_matmul=True, spread=True))

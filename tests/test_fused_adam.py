@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from monet_keras import fused_adam
+from monet_keras.accel import fused_adam
 
 LR, BETA_1, BETA_2, EPSILON = 1e-2, 0.5, 0.999, 1e-7
 

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from monet_keras import kaggle_package as kp
+from monet_keras.submit import kaggle_package as kp
 from monet_keras.__main__ import main
 from monet_keras.errors import MonetKerasError
 

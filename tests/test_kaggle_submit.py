@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import kaggle_submit
-from monet_keras import kaggle_cli
+from tfrecords_tools import kaggle_cli
 from monet_keras.errors import MonetKerasError
 from tests.fake_kaggle import DROP, FakeKaggle
 
@@ -135,7 +135,7 @@ def test_invalid_zip_is_never_uploaded(home, fake, images_zip, capsys):
 
 def test_build_then_submit(home, fake, tmp_path, capsys):
     import keras
-    from monet_keras.networks import build_generator
+    from monet_keras.model.networks import build_generator
     photos = tmp_path / "photo_jpg_folder"
     photos.mkdir()
     for i in range(3):

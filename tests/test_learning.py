@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from monet_keras import networks
-from monet_keras.cyclegan import CycleGAN
+from monet_keras.model import networks
+from monet_keras.model.cyclegan import CycleGAN
 
 SIZE = 32
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from monet_keras import losses
+from monet_keras.model import losses
 
 
 def np_bce_with_logits(target, logits):

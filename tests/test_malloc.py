@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from monet_keras import runtime
+from monet_keras.accel import runtime
 
 GLIBC = sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "gnu_get_libc_version")
 

@@ -17,7 +17,9 @@ import pytest
 import scipy.linalg
 from PIL import Image
 
-from monet_keras import features, metrics, metrics_report
+from monet_keras.evaluate import features
+from monet_keras.evaluate import metrics
+from monet_keras.evaluate import memorization
 from monet_keras.errors import MonetKerasError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -363,12 +365,12 @@ def test_memorization_report_draws_histogram_and_pairs(tmp_path):
     distances, indices = metrics.nearest_real(generated, real)
     images = features.open_images(rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
     paintings = features.open_images(rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
-    pairs = metrics_report.closest_pairs(images, paintings, distances, indices, count=3)
+    pairs = memorization.closest_pairs(images, paintings, distances, indices, count=3)
     order = np.argsort(distances)[:3]
     assert [d for _, _, d in pairs] == pytest.approx(distances[order].tolist())
     np.testing.assert_array_equal(pairs[0][1], paintings.load(int(indices[order[0]])))
     path = tmp_path / "report.png"
-    figure = metrics_report.memorization_report(distances, pairs=pairs, subtitle="test", path=path)
+    figure = memorization.memorization_report(distances, pairs=pairs, subtitle="test", path=path)
     assert len(figure.axes) == 1 + 2 * 3
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from monet_keras import networks
+from monet_keras.model import networks
 from monet_keras.errors import MonetKerasError
 
 

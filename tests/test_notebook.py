@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monet_keras import describe, plots, runtime
-from monet_keras import notebook as nb
+from monet_keras.figures import describe
+from monet_keras.figures import plots
+from monet_keras.accel import runtime
+from monet_keras.experiments import notebook as nb
 from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
 pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_experiments.py
@@ -195,10 +197,10 @@ def test_figures_draw_what_they_are_given(tmp_path):
 
 
 def test_evaluation_uses_the_held_out_paintings(demo_data_dir, tmp_path):
-    from monet_keras import features
-    from monet_keras import notebook as nb
+    from monet_keras.evaluate import features
+    from monet_keras.experiments import notebook as nb
     from monet_keras.config import tiny
-    from monet_keras.training import train
+    from monet_keras.train.training import train
 
     config = tiny("Os", data_dir=str(demo_data_dir), out_dir=str(tmp_path / "run"), holdout_monet=2)
     train(config, log=lambda *_: None, verbose=0)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras import callbacks as cb
+from monet_keras.train import callbacks as cb
 from monet_keras.config import tiny
-from monet_keras.image_pool import ImagePool
-from monet_keras.training import GENERATOR_FILE, build_gan, train
+from monet_keras.model.image_pool import ImagePool
+from monet_keras.train.training import GENERATOR_FILE, build_gan, train
 
 
 def test_image_pool_fills_then_swaps_half_the_time():

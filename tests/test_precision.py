@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras import callbacks as cb
-from monet_keras import runtime
+from monet_keras.train import callbacks as cb
+from monet_keras.accel import runtime
 from monet_keras.config import tiny
-from monet_keras.training import build_gan, train
+from monet_keras.train.training import build_gan, train
 
 
 @pytest.fixture(scope="module")

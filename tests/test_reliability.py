@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras import callbacks as cb
+from monet_keras.train import callbacks as cb
 from monet_keras import data
 from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
-from monet_keras.training import GENERATOR_FILE, build_gan, train
+from monet_keras.train.training import GENERATOR_FILE, build_gan, train
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 

@@ -1,4 +1,4 @@
-"""images.zip writer and validator (monet_keras.submission, monet_keras.zipcheck).
+"""images.zip writer and validator (monet_keras.submit.translate, monet_keras.submit.zipcheck).
 
 The writer's output is compared with an independent computation: Pillow resizes the photo to
 the generator's size, the generator runs on that one image, Pillow resizes the result to
@@ -17,9 +17,10 @@ import tensorflow as tf
 from PIL import Image
 
 from monet_keras import __main__ as cli
-from monet_keras import submission, zipcheck
+from monet_keras.submit import translate
+from monet_keras.submit import zipcheck
 from monet_keras.errors import MonetKerasError
-from monet_keras.networks import build_generator
+from monet_keras.model.networks import build_generator
 from tfrecords_tools.schema import encode_example, shard_name
 
 SHARDS = (6, 4)  # photos per TFRecord shard
@@ -77,7 +78,7 @@ def generator(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(photos, generator, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("out") / "images.zip")
-    report = submission.write_submission(generator[0], photos[0], out, batch_size=4, progress=False)
+    report = translate.write_submission(generator[0], photos[0], out, batch_size=4, progress=False)
     return out, report
 
 
@@ -119,7 +120,7 @@ def test_output_is_the_generators_translation(photos, generator, written):
 
 def test_quality_parameter_sets_the_jpeg_tables(photos, generator, tmp_path):
     out = tmp_path / "q50.zip"
-    submission.write_submission(generator[1], photos[0], out, batch_size=16, quality=50, progress=False)
+    translate.write_submission(generator[1], photos[0], out, batch_size=16, quality=50, progress=False)
     reference = Image.open(io.BytesIO(_jpeg(np.zeros((8, 8, 3), np.uint8), quality=50))).quantization
     with zipfile.ZipFile(out) as archive:
         entry = Image.open(io.BytesIO(archive.read(archive.namelist()[0])))
@@ -132,11 +133,11 @@ def test_jpeg_folder_input_and_size_mismatch(photos, generator, tmp_path):
     for name in ("a", "b", "c"):
         (folder / f"{name}.jpg").write_bytes(_jpeg(photos[1]["ph000"]))
     out = tmp_path / "images.zip"
-    report = submission.write_submission(generator[0], folder, out, batch_size=2, progress=False)
+    report = translate.write_submission(generator[0], folder, out, batch_size=2, progress=False)
     assert report.count == 3
     assert zipcheck.validate_zip(out, min_count=3) == []
     with pytest.raises(MonetKerasError, match="image_size=64"):
-        submission.write_submission(generator[0], folder, tmp_path / "x.zip", image_size=64, progress=False)
+        translate.write_submission(generator[0], folder, tmp_path / "x.zip", image_size=64, progress=False)
 
 
 def _leftovers(folder):
@@ -151,17 +152,17 @@ def test_unreadable_photo_leaves_no_zip_and_keeps_the_old_one(photos, generator,
     (folder / "p3.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
     out = tmp_path / "images.zip"
     with pytest.raises(MonetKerasError, match="cannot read photos"):
-        submission.write_submission(generator[0], folder, out, batch_size=2, progress=False)
+        translate.write_submission(generator[0], folder, out, batch_size=2, progress=False)
     assert not out.exists() and _leftovers(tmp_path) == []
     out.write_bytes(b"previous zip")
     with pytest.raises(MonetKerasError):
-        submission.write_submission(generator[0], folder, out, batch_size=2, progress=False)
+        translate.write_submission(generator[0], folder, out, batch_size=2, progress=False)
     assert out.read_bytes() == b"previous zip" and _leftovers(tmp_path) == []
 
 
 def test_interrupt_midway_leaves_no_zip(photos, generator, tmp_path, monkeypatch):
     calls = []
-    real = submission.encode_jpeg
+    real = translate.encode_jpeg
 
     def interrupted(pixels, quality):
         calls.append(1)
@@ -169,30 +170,30 @@ def test_interrupt_midway_leaves_no_zip(photos, generator, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(pixels, quality)
 
-    monkeypatch.setattr(submission, "encode_jpeg", interrupted)
+    monkeypatch.setattr(translate, "encode_jpeg", interrupted)
     out = tmp_path / "images.zip"
     with pytest.raises(KeyboardInterrupt):
-        submission.write_submission(generator[0], photos[0], out, batch_size=2, progress=False)
+        translate.write_submission(generator[0], photos[0], out, batch_size=2, progress=False)
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
 def test_bad_inputs_are_one_line_errors(photos, generator, tmp_path):
     with pytest.raises(MonetKerasError, match="generator file not found"):
-        submission.write_submission(tmp_path / "missing.keras", photos[0], tmp_path / "o.zip")
+        translate.write_submission(tmp_path / "missing.keras", photos[0], tmp_path / "o.zip")
     (tmp_path / "bad.keras").write_bytes(b"not a keras file")
     with pytest.raises(MonetKerasError, match="cannot load generator"):
-        submission.write_submission(tmp_path / "bad.keras", photos[0], tmp_path / "o.zip")
+        translate.write_submission(tmp_path / "bad.keras", photos[0], tmp_path / "o.zip")
     with pytest.raises(MonetKerasError, match="batch_size"):
-        submission.write_submission(generator[1], photos[0], tmp_path / "o.zip", batch_size=0)
+        translate.write_submission(generator[1], photos[0], tmp_path / "o.zip", batch_size=0)
     with pytest.raises(MonetKerasError, match="quality"):
-        submission.write_submission(generator[1], photos[0], tmp_path / "o.zip", quality=101)
+        translate.write_submission(generator[1], photos[0], tmp_path / "o.zip", quality=101)
 
 
 def test_count_photos_from_shard_names(photos, tmp_path):
     from monet_keras import data
-    assert submission.count_photos(data.find_images(photos[0])) == sum(SHARDS)
+    assert translate.count_photos(data.find_images(photos[0])) == sum(SHARDS)
     (tmp_path / "odd.tfrec").write_bytes(b"")
-    assert submission.count_photos(data.find_images(tmp_path / "odd.tfrec")) is None
+    assert translate.count_photos(data.find_images(tmp_path / "odd.tfrec")) is None
 
 
 def test_translate_cli_validates_and_needs_allow_small(photos, generator, tmp_path, capsys):

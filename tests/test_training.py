@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras import callbacks as cb
-from monet_keras import cyclegan, networks
+from monet_keras.train import callbacks as cb
+from monet_keras.model import cyclegan
+from monet_keras.model import networks
 from monet_keras.config import VARIANTS, tiny
 from monet_keras.errors import MonetKerasError
-from monet_keras.training import GENERATOR_FILE, build_gan, train
+from monet_keras.train.training import GENERATOR_FILE, build_gan, train
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from monet_keras.errors import EXIT_USAGE, MonetKerasError, run_command
+from tfrecords_tools.errors import EXIT_USAGE, UserError, run_command
 
 EXIT_PROBLEMS = 1
 
@@ -76,10 +76,10 @@ def _inspect(args):
     from tfrecords_tools.scan import scan
 
     if args.size < 0:
-        raise MonetKerasError(f"bad --size {args.size}: give the image side in pixels, or 0 for any size")
+        raise UserError(f"bad --size {args.size}: give the image side in pixels, or 0 for any size")
     missing = [p for p in args.paths if not os.path.exists(p)]
     if missing:
-        raise MonetKerasError(f"{missing[0]}: no such file or folder")
+        raise UserError(f"{missing[0]}: no such file or folder")
     report = scan(args.paths, expected_size=args.size, on_file=_print_file)
     for path in report.ignored:
         print(f"ignored, not part of the Kaggle layout: {path}")
@@ -98,7 +98,7 @@ def _inspect(args):
 
 
 def _download(args):
-    from monet_keras.kaggle_cli import KaggleCliFailed
+    from tfrecords_tools.kaggle_cli import KaggleCliFailed
     from tfrecords_tools.download import download, extract
 
     expected = {"monet": args.monet, "photo": args.photos}

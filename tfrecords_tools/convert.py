@@ -1,12 +1,12 @@
 """Converting between a folder of JPEGs and Kaggle-schema TFRecord files, all or nothing.
 
-Both directions check every input first and raise :class:`MonetKerasError` naming the first bad
+Both directions check every input first and raise :class:`UserError` naming the first bad
 file (and record) before anything is written; output folders appear only when complete.
 """
 
 import os
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
 from tfrecords_tools.images import check_jpeg
 from tfrecords_tools.outdir import check_writable_dir, new_directory
@@ -19,11 +19,11 @@ def read_jpeg_folder(src_dir, expected_size=None):
 
     Every entry must be a ``.jpg``/``.jpeg`` file holding an RGB JPEG (of ``expected_size``
     square pixels unless ``None``) with a stem no other file has; otherwise
-    :class:`MonetKerasError` names the first bad file and counts the others.
+    :class:`UserError` names the first bad file and counts the others.
     """
     src_dir = os.fspath(src_dir)
     if not os.path.isdir(src_dir):
-        raise MonetKerasError(f"{src_dir}: no such folder")
+        raise UserError(f"{src_dir}: no such folder")
     problems, records, stems = [], [], set()
     for entry in sorted(os.listdir(src_dir)):
         path = os.path.join(src_dir, entry)
@@ -41,9 +41,9 @@ def read_jpeg_folder(src_dir, expected_size=None):
         records.append((stem, data))
     if problems:
         hint = f"python -m tfrecords_tools inspect --size 0 {src_dir} lists them"
-        raise MonetKerasError(problems_message(problems, hint))
+        raise UserError(problems_message(problems, hint))
     if not records:
-        raise MonetKerasError(f"{src_dir}: no .jpg files")
+        raise UserError(f"{src_dir}: no .jpg files")
     return records
 
 
@@ -57,13 +57,13 @@ def from_jpg(src_dir, out_dir, domain, shards=None, expected_size=None, force=Fa
     ``force``.
     """
     if domain not in schema.DOMAINS:
-        raise MonetKerasError(f"bad domain {domain!r}: use one of {', '.join(schema.DOMAINS)}")
+        raise UserError(f"bad domain {domain!r}: use one of {', '.join(schema.DOMAINS)}")
     target = os.path.join(os.fspath(out_dir), schema.tfrec_dir(domain))
     check_writable_dir(target, force, inputs=[src_dir])
     records = read_jpeg_folder(src_dir, expected_size)
     shards = min(schema.KAGGLE_SHARDS[domain], len(records)) if shards is None else shards
     if not 1 <= shards <= len(records):
-        raise MonetKerasError(f"bad number of shards {shards}: need 1 to {len(records)} (an image per shard)")
+        raise UserError(f"bad number of shards {shards}: need 1 to {len(records)} (an image per shard)")
     with new_directory(target, force) as tmp:
         names = [os.path.basename(p) for p in write_shards(records, tmp, domain, shards)]
     return [os.path.join(target, name) for name in names]
@@ -71,19 +71,19 @@ def from_jpg(src_dir, out_dir, domain, shards=None, expected_size=None, force=Fa
 
 def tfrecord_files(paths):
     """The ``.tfrec`` files among ``paths``: files as given, folders expanded to their
-    ``.tfrec`` files in name order. Raises :class:`MonetKerasError` for a missing path, a file
+    ``.tfrec`` files in name order. Raises :class:`UserError` for a missing path, a file
     that is not ``.tfrec`` or a folder without ``.tfrec`` files."""
     files = []
     for path in map(os.fspath, paths):
         if os.path.isdir(path):
             found = sorted(e for e in os.listdir(path) if e.endswith(schema.TFREC_SUFFIX))
             if not found:
-                raise MonetKerasError(f"{path}: no .tfrec files in this folder")
+                raise UserError(f"{path}: no .tfrec files in this folder")
             files += [os.path.join(path, e) for e in found]
         elif not os.path.exists(path):
-            raise MonetKerasError(f"{path}: no such file or folder")
+            raise UserError(f"{path}: no such file or folder")
         elif not path.endswith(schema.TFREC_SUFFIX):
-            raise MonetKerasError(f"{path}: not a .tfrec file")
+            raise UserError(f"{path}: not a .tfrec file")
         else:
             files.append(path)
     return files
@@ -98,7 +98,7 @@ def to_jpg(paths, out_dir, force=False):
 
     ``paths`` are ``.tfrec`` files or folders of them. Every record must read, follow the schema,
     hold a decodable RGB JPEG (any size) and have an ``image_name`` usable as a file name and
-    not used by another record; otherwise :class:`MonetKerasError` names the first bad file and
+    not used by another record; otherwise :class:`UserError` names the first bad file and
     record and nothing is written. ``out_dir`` must be absent or empty unless ``force``.
     """
     files = tfrecord_files(paths)
@@ -120,9 +120,9 @@ def to_jpg(paths, out_dir, force=False):
                 images[name] = record["image"]
     if problems:
         hint = "python -m tfrecords_tools inspect --size 0 lists them"
-        raise MonetKerasError(problems_message(problems, hint))
+        raise UserError(problems_message(problems, hint))
     if not images:
-        raise MonetKerasError(f"no records in {', '.join(map(os.fspath, paths))}")
+        raise UserError(f"no records in {', '.join(map(os.fspath, paths))}")
     with new_directory(out_dir, force) as tmp:
         for name, data in images.items():
             with open(os.path.join(tmp, name + ".jpg"), "wb") as f:

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 from tfrecords_tools import scenes, schema
 from tfrecords_tools.outdir import check_writable_dir, new_directory
 from tfrecords_tools.records import write_shards
@@ -51,14 +51,14 @@ def demo_names(counts, seed):
 def _check_params(counts, shards, size, seed):
     for domain in schema.DOMAINS:
         if counts[domain] < 1:
-            raise MonetKerasError(f"bad number of {domain} images {counts[domain]}: need at least 1")
+            raise UserError(f"bad number of {domain} images {counts[domain]}: need at least 1")
         if not 1 <= shards[domain] <= counts[domain]:
-            raise MonetKerasError(f"bad number of {domain} shards {shards[domain]}: "
+            raise UserError(f"bad number of {domain} shards {shards[domain]}: "
                                   f"need 1 to {counts[domain]} (one record per shard at least)")
     if size < MIN_SIZE:
-        raise MonetKerasError(f"bad image size {size}: need at least {MIN_SIZE}")
+        raise UserError(f"bad image size {size}: need at least {MIN_SIZE}")
     if seed < 0:
-        raise MonetKerasError(f"bad seed {seed}: need 0 or more")
+        raise UserError(f"bad seed {seed}: need 0 or more")
 
 
 def make_demo(out_dir, n_monet=60, n_photos=120, size=256, seed=0, shards_monet=None, shards_photo=None,
@@ -67,7 +67,7 @@ def make_demo(out_dir, n_monet=60, n_photos=120, size=256, seed=0, shards_monet=
 
     Shard counts default to Kaggle's (5 Monet, 20 photo files), at most one per image. The data
     is built in a temporary folder next to ``out_dir`` and renamed at the end, so an interrupted
-    run leaves nothing that looks complete. Raises :class:`MonetKerasError` for bad parameters
+    run leaves nothing that looks complete. Raises :class:`UserError` for bad parameters
     or if ``out_dir`` is a file or a non-empty folder (unless ``force``: then it is replaced).
     """
     counts = {"monet": n_monet, "photo": n_photos}

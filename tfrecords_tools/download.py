@@ -1,7 +1,7 @@
 """The competition data from Kaggle: downloaded with the kaggle CLI, extracted safely, counted.
 
 :func:`download` runs ``kaggle competitions download -c COMPETITION -p TMP`` (credentials found
-as :func:`monet_keras.kaggle_cli.find_credentials` does; transient Kaggle failures retried) and
+as :func:`tfrecords_tools.kaggle_cli.find_credentials` does; transient Kaggle failures retried) and
 hands the zip to :func:`extract`. :func:`extract` refuses an archive with any member that would
 land outside the output folder (``..`` in its path, an absolute path, a drive letter, a
 backslash, a symbolic link) before writing anything, unpacks into a temporary folder next to
@@ -16,7 +16,7 @@ import stat
 import tempfile
 import zipfile
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
 from tfrecords_tools.outdir import check_writable_dir, new_directory
 
@@ -53,7 +53,7 @@ def _safe_extract(zip_path, archive, target):
             real = os.path.realpath(os.path.join(target, info.filename))
             why = None if os.path.commonpath([real, root]) == root else "a path outside the folder"
         if why is not None:
-            raise MonetKerasError(f"{zip_path}: member {info.filename!r} would land outside the output folder "
+            raise UserError(f"{zip_path}: member {info.filename!r} would land outside the output folder "
                                   f"({why}); refused, nothing extracted")
     for info in members:
         path = os.path.join(target, info.filename)
@@ -66,7 +66,7 @@ def _safe_extract(zip_path, archive, target):
 
 
 def verify(root, expected=None, size=schema.KAGGLE_SIZE, shown_as=None):
-    """Check a Kaggle-layout folder; return ``{(domain, kind): count}`` or raise MonetKerasError.
+    """Check a Kaggle-layout folder; return ``{(domain, kind): count}`` or raise UserError.
 
     Every image is decoded (:func:`tfrecords_tools.scan.scan` with ``size``; any problem is an
     error), each domain must be present, and each of its folders present (``{domain}_tfrec``
@@ -81,18 +81,18 @@ def verify(root, expected=None, size=schema.KAGGLE_SIZE, shown_as=None):
     report = scan(root, expected_size=size)
     if report.problems:
         first = report.problems[0].replace(os.fspath(root), os.fspath(shown_as), 1)
-        raise MonetKerasError(problems_message([first] + report.problems[1:],
+        raise UserError(problems_message([first] + report.problems[1:],
                                                f"python -m tfrecords_tools inspect {shown_as} lists them"))
     totals = report.totals()
     for domain, want in expected.items():
         found = {kind: count for (d, kind), count in totals.items() if d == domain}
         if not found:
-            raise MonetKerasError(f"{shown_as}: no {domain} images ({schema.tfrec_dir(domain)}/ or "
+            raise UserError(f"{shown_as}: no {domain} images ({schema.tfrec_dir(domain)}/ or "
                                   f"{schema.jpg_dir(domain)}/ expected)")
         for kind, count in sorted(found.items()):
             folder = schema.tfrec_dir(domain) if kind == "tfrec" else schema.jpg_dir(domain)
             if count != want:
-                raise MonetKerasError(f"{os.path.join(shown_as, folder)}: {count} {domain} images, expected {want} "
+                raise UserError(f"{os.path.join(shown_as, folder)}: {count} {domain} images, expected {want} "
                                       f"(incomplete or wrong download)")
     return totals
 
@@ -100,7 +100,7 @@ def verify(root, expected=None, size=schema.KAGGLE_SIZE, shown_as=None):
 def extract(zip_path, out_dir, force=False, expected=None, size=schema.KAGGLE_SIZE):
     """Unpack the data zip ``zip_path`` into ``out_dir`` and :func:`verify` it; return its counts.
 
-    Refuses (MonetKerasError, one line naming the member) an archive with any member that would
+    Refuses (UserError, one line naming the member) an archive with any member that would
     land outside ``out_dir``, before anything is written; a corrupt or truncated zip, or data
     that fails :func:`verify`, also leaves ``out_dir`` as it was. ``out_dir`` must be absent or
     empty unless ``force`` (then it is replaced only once the new data is complete).
@@ -111,7 +111,7 @@ def extract(zip_path, out_dir, force=False, expected=None, size=schema.KAGGLE_SI
             _safe_extract(zip_path, archive, tmp)
             return verify(tmp, expected, size, shown_as=out_dir)
     except zipfile.BadZipFile as e:
-        raise MonetKerasError(f"{zip_path}: not a readable zip archive ({e}); download it again") from None
+        raise UserError(f"{zip_path}: not a readable zip archive ({e}); download it again") from None
 
 
 def download(out_dir, competition=COMPETITION, force=False, expected=None, size=schema.KAGGLE_SIZE,
@@ -119,10 +119,10 @@ def download(out_dir, competition=COMPETITION, force=False, expected=None, size=
     """Download ``competition``'s data with the kaggle CLI into ``out_dir`` (see :func:`extract`).
 
     The zip is fetched into a temporary folder next to ``out_dir`` and deleted afterwards.
-    Returns the counts of :func:`verify`. Raises MonetKerasError (no credentials, bad archive,
-    wrong counts) or :class:`monet_keras.kaggle_cli.KaggleCliFailed` (the CLI failed).
+    Returns the counts of :func:`verify`. Raises UserError (no credentials, bad archive,
+    wrong counts) or :class:`tfrecords_tools.kaggle_cli.KaggleCliFailed` (the CLI failed).
     """
-    from monet_keras.kaggle_cli import find_credentials, run_kaggle
+    from tfrecords_tools.kaggle_cli import find_credentials, run_kaggle
 
     out_dir = os.path.abspath(os.fspath(out_dir))
     check_writable_dir(out_dir, force)
@@ -135,7 +135,7 @@ def download(out_dir, competition=COMPETITION, force=False, expected=None, size=
         run_kaggle(args, credentials, print_fn, attempts=attempts, retry_delay=retry_delay)
         zips = sorted(name for name in os.listdir(tmp) if name.endswith(".zip"))
         if len(zips) != 1:
-            raise MonetKerasError(f"kaggle competitions download -c {competition} left {len(zips)} zip files, "
+            raise UserError(f"kaggle competitions download -c {competition} left {len(zips)} zip files, "
                                   f"expected 1")
         print_fn(f"extracting {zips[0]} into {out_dir}")
         return extract(os.path.join(tmp, zips[0]), out_dir, force, expected, size)

@@ -5,29 +5,29 @@ import os
 import shutil
 import uuid
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 
 
 def check_writable_dir(path, force=False, inputs=()):
-    """Raise :class:`MonetKerasError` unless ``path`` is absent, an empty folder, or ``force``;
+    """Raise :class:`UserError` unless ``path`` is absent, an empty folder, or ``force``;
     and in any case if one of the ``inputs`` paths lies inside ``path`` (replacing it would
     delete the input)."""
     path = os.fspath(path)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise MonetKerasError(f"{path}: exists and is not a folder")
+        raise UserError(f"{path}: exists and is not a folder")
     if os.path.isdir(path) and os.listdir(path) and not force:
-        raise MonetKerasError(f"{path}: folder exists and is not empty (use --force to replace it)")
+        raise UserError(f"{path}: folder exists and is not empty (use --force to replace it)")
     real = os.path.realpath(path)
     for source in map(os.fspath, inputs):
         if os.path.commonpath([real, os.path.realpath(source)]) == real:
-            raise MonetKerasError(f"{path}: output folder would replace the input {source}")
+            raise UserError(f"{path}: output folder would replace the input {source}")
 
 
 @contextlib.contextmanager
 def new_directory(path, force=False):
     """Yield a new temporary folder next to ``path``; it becomes ``path`` when the block succeeds.
 
-    Refuses (:class:`MonetKerasError`) if ``path`` is a file, or a non-empty folder unless
+    Refuses (:class:`UserError`) if ``path`` is a file, or a non-empty folder unless
     ``force``; with ``force`` the old folder is replaced only after the new one is complete.
     On any exception (Ctrl-C included) the temporary folder is deleted and ``path`` is left as
     it was, so an interrupted run never leaves a folder that looks complete.

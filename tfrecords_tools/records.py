@@ -8,7 +8,7 @@ functions that need it.
 import os
 import re
 
-from monet_keras.atomic import atomic_path
+from tfrecords_tools.atomic import atomic_path
 from tfrecords_tools import schema
 
 

@@ -4,7 +4,7 @@
 the record count, image sizes and modes, the features found, and every problem as a
 :class:`Problem`, a one-line string naming the file and, inside a TFRecord file, the 0-based
 record index. Problems are data; :func:`require_clean` turns them into a
-:class:`~monet_keras.errors.MonetKerasError` for callers that must stop.
+:class:`~tfrecords_tools.errors.UserError` for callers that must stop.
 """
 
 import collections
@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
 from tfrecords_tools.images import check_jpeg
 
@@ -92,7 +92,7 @@ class _Scan:
     def problem(self, file, path, index, what):
         problem = Problem(path, index, what)
         if self.fail_fast:
-            raise MonetKerasError(problem)
+            raise UserError(problem)
         if file is not None:
             file.problems.append(problem)
         self.report.problems.append(problem)
@@ -231,7 +231,7 @@ def scan(paths, expected_size=schema.KAGGLE_SIZE, fail_fast=False,
     is not a domain or not the file's domain; a ``{domain}NN-COUNT.tfrec`` file whose COUNT
     differs from its records; a file without records.
 
-    ``fail_fast`` raises :class:`MonetKerasError` with the first problem instead. ``on_file`` is
+    ``fail_fast`` raises :class:`UserError` with the first problem instead. ``on_file`` is
     called with each :class:`FileReport` as soon as it is complete (for progress output).
     """
     if isinstance(paths, (str, os.PathLike)):
@@ -252,11 +252,11 @@ def problems_message(problems, hint=""):
 
 def require_clean(paths, expected_size=schema.KAGGLE_SIZE, fail_fast=False):
     """:func:`scan` ``paths`` and return the report if it has no problem; otherwise raise
-    :class:`MonetKerasError` naming the first problem and how many others there are (with
+    :class:`UserError` naming the first problem and how many others there are (with
     ``fail_fast``, at the first problem without scanning the rest).
     """
     report = scan(paths, expected_size, fail_fast=fail_fast)
     if report.problems:
         hint = "python -m tfrecords_tools inspect lists them"
-        raise MonetKerasError(problems_message(report.problems, hint))
+        raise UserError(problems_message(report.problems, hint))
     return report

@@ -19,10 +19,10 @@ import re
 import shutil
 import zipfile
 
-from monet_keras.atomic import atomic_path, write_text
+from tfrecords_tools.atomic import atomic_path, write_text
 from monet_keras.errors import MonetKerasError
 
-LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGES = ("monet_keras", "tfrecords_tools")
 LIBRARY_ZIP = "monet_keras_lib.zip"
 NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")

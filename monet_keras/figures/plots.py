@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from monet_keras.atomic import atomic_path
+from tfrecords_tools.atomic import atomic_path
 
 # Fig. 16 of the report: (a) G_monet, (b) G_photo, (c) D_monet, (d) D_photo, (e) cycle.
 CURVES = (
@@ -61,7 +61,7 @@ def translation_grid(photos, fakes, title=None, save_path=None, labels=("photo",
 def learning_curves(history, save_path=None):
     """Generator, discriminator and cycle losses per epoch (report Fig. 16 a-e).
 
-    ``history``: rows as returned by :func:`monet_keras.callbacks.read_history`.
+    ``history``: rows as returned by :func:`monet_keras.train.callbacks.read_history`.
     """
     figure = new_figure(16, 3.2)
     axes = figure.subplots(1, len(CURVES))
@@ -84,7 +84,7 @@ DOMAIN_COLORS = {"monet": "tab:purple", "photo": "tab:green"}
 def images_per_domain(counts, save_path=None):
     """Bar plot of the number of images in each domain (report Fig. 2).
 
-    ``counts``: ``{"monet": n, "photo": n}`` as from :func:`monet_keras.describe.count_images`.
+    ``counts``: ``{"monet": n, "photo": n}`` as from :func:`monet_keras.figures.describe.count_images`.
     """
     figure = new_figure(4.5, 3.5)
     ax = figure.subplots()
@@ -101,7 +101,7 @@ def pixel_histograms(histograms, save_path=None):
     """Per-channel pixel-value distributions of each domain, one panel per domain (report Fig. 3).
 
     ``histograms``: ``{domain: (counts, n_images)}`` with ``counts`` of shape (3, 256) as from
-    :func:`monet_keras.describe.channel_histograms`. Each curve is normalised to sum to 1.
+    :func:`monet_keras.figures.describe.channel_histograms`. Each curve is normalised to sum to 1.
     """
     figure = new_figure(5.0 * len(histograms), 3.5)
     axes = figure.subplots(1, len(histograms), squeeze=False)[0]

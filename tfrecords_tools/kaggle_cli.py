@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.parse
 
-from monet_keras.errors import MonetKerasError
+from tfrecords_tools.errors import UserError
 
 TRANSIENT_STATUSES = (502, 503, 504)
 _HTTP_STATUS = re.compile(r"\b([45]\d\d) (?:Client|Server) Error\b")
@@ -134,7 +134,7 @@ def find_credentials(env=None) -> Credentials:
        each overridden by ``KAGGLE_USERNAME`` / ``KAGGLE_KEY``;
     3. OAuth credentials from ``kaggle auth login`` (``~/.kaggle/credentials.json``).
 
-    Raises :class:`MonetKerasError` saying what is missing when there are none.
+    Raises :class:`UserError` saying what is missing when there are none.
     """
     env = os.environ if env is None else env
     token, token_source = _access_token(env)
@@ -172,10 +172,10 @@ def find_credentials(env=None) -> Credentials:
     if username or key:
         missing = ('KAGGLE_KEY (or "key" in kaggle.json)' if username
                    else 'KAGGLE_USERNAME (or "username" in kaggle.json)')
-        raise MonetKerasError(f"incomplete Kaggle credentials: {missing} is missing "
+        raise UserError(f"incomplete Kaggle credentials: {missing} is missing "
                               f"(looked in the environment and {kaggle_json})")
     why = f"; {config_problem}" if config_problem else ""
-    raise MonetKerasError(
+    raise UserError(
         f"no Kaggle credentials: set KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json "
         f"(from kaggle.com/settings, API) in {config_dir}, or run `kaggle auth login`{why}")
 
@@ -199,7 +199,7 @@ def kaggle_executable():
     found = shutil.which("kaggle")
     if found:
         return [found]
-    raise MonetKerasError("the kaggle CLI is not installed: pip install kaggle==2.2.5")
+    raise UserError("the kaggle CLI is not installed: pip install kaggle==2.2.5")
 
 
 def shown(args):

@@ -22,8 +22,8 @@ import zipfile
 import keras
 import numpy as np
 
-from monet_keras import plots
-from monet_keras.atomic import atomic_path, write_text
+from monet_keras.figures import plots
+from tfrecords_tools.atomic import atomic_path, write_text
 from monet_keras.errors import MonetKerasError
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.npz$")

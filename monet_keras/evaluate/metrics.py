@@ -1,7 +1,7 @@
 """FID, KID, memorization distance and MiFID as Kaggle computes them, plus ``evaluate``.
 
 Every score is computed from two feature matrices (generated, real), one row per image, in
-float64. Features come from :mod:`monet_keras.features` (InceptionV3 pool features for figures
+float64. Features come from :mod:`monet_keras.evaluate.features` (InceptionV3 pool features for figures
 comparable to Kaggle's). The formulas, as in Kaggle's MiFID code:
 
 - ``FID = ||mu_g - mu_r||^2 + tr S_g + tr S_r - 2 tr sqrt(S_g S_r)`` with unbiased covariances
@@ -19,8 +19,8 @@ import json
 
 import numpy as np
 
-from monet_keras import features as feats
-from monet_keras.atomic import write_text
+from monet_keras.evaluate import features as feats
+from tfrecords_tools.atomic import write_text
 from monet_keras.errors import MonetKerasError
 
 DISTANCE_EPS = 0.1
@@ -275,7 +275,7 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
     ``generated``, ``real``, the extractor's identity (``extractor``, ``weights``, ``image_size``,
     ``resize``, ``comparable_to_kaggle``) and a ``note`` saying what the figure is worth.
     """
-    from monet_keras import metrics_report
+    from monet_keras.evaluate import memorization
 
     extractor = feats.as_extractor(extractor)
     generated_images = feats.open_images(generated)
@@ -292,8 +292,8 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
     scores.update(generated=generated_images.description, real=real_images.description,
                   **extractor.describe(), note=_note(extractor))
     if report_path:
-        pairs = metrics_report.closest_pairs(generated_images, real_images, distances, indices)
-        metrics_report.memorization_report(
+        pairs = memorization.closest_pairs(generated_images, real_images, distances, indices)
+        memorization.memorization_report(
             distances, threshold=DISTANCE_EPS, pairs=pairs, subtitle=extractor.label, path=report_path)
     if json_path:
         write_text(json_path, json.dumps(scores, indent=2) + "\n")

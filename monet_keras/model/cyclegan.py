@@ -4,7 +4,7 @@ Naming follows keras-io's CycleGAN example: ``fake_monet = G_monet(real_photo)``
 ``cycled_photo = G_photo(fake_monet)``, ``same_monet = G_monet(real_monet)``. Batches are
 ``(real_monet, real_photo)`` pairs from :mod:`monet_keras.data`.
 
-Losses are per example and reduced over the *global* batch (see :mod:`monet_keras.losses`), so
+Losses are per example and reduced over the *global* batch (see :mod:`monet_keras.model.losses`), so
 training under a ``tf.distribute`` strategy makes the same update as one device.
 """
 
@@ -14,7 +14,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from monet_keras import diffaugment, losses, runtime
+from monet_keras.model import diffaugment
+from monet_keras.model import losses
+from monet_keras.accel import runtime
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)

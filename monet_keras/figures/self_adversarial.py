@@ -15,10 +15,13 @@ import os
 import keras
 import numpy as np
 
-from monet_keras import aug_figures, augment, data, plots
-from monet_keras.atomic import write_text
+from monet_keras import data
+from monet_keras.figures import augmentation
+from monet_keras.model import augment
+from monet_keras.figures import plots
+from tfrecords_tools.atomic import write_text
 from monet_keras.config import ExperimentConfig
-from monet_keras.training import GENERATOR_FILE, PHOTO_GENERATOR_FILE
+from monet_keras.train.training import GENERATOR_FILE, PHOTO_GENERATOR_FILE
 
 
 @dataclasses.dataclass
@@ -110,8 +113,8 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
                                         seed=config.seed)
     written = [os.path.join(run_dir, "augmentation_examples.png"), os.path.join(run_dir, "diffaugment_examples.png"),
                os.path.join(run_dir, "self_adversarial_check.png")]
-    aug_figures.augmentation_examples(photos, augmenter, n=count, save_path=written[0])
-    aug_figures.diffaugment_examples(photos, seed=config.seed, save_path=written[1])
+    augmentation.augmentation_examples(photos, augmenter, n=count, save_path=written[0])
+    augmentation.diffaugment_examples(photos, seed=config.seed, save_path=written[1])
     load = keras.saving.load_model
     result, _ = self_adversarial_check(load(os.path.join(run_dir, GENERATOR_FILE)),
                                        load(os.path.join(run_dir, PHOTO_GENERATOR_FILE)), photos, monets,

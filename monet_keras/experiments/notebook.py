@@ -16,7 +16,7 @@ Where the data comes from (:func:`find_data`), first match wins:
 import dataclasses
 import os
 
-from monet_keras import runtime
+from monet_keras.accel import runtime
 from monet_keras.config import ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
 
@@ -26,7 +26,7 @@ MEMORIZATION_FILE = "memorization_report.png"
 SUBMISSION_FILE = "images.zip"
 DOMAINS_FIGURE = "fig02_images_per_domain.png"
 HISTOGRAMS_FIGURE = "fig03_pixel_histograms.png"
-CURVES_FIGURE = "learning_curves.png"  # written by monet_keras.training.train
+CURVES_FIGURE = "learning_curves.png"  # written by monet_keras.train.training.train
 EXAMPLES_FIGURE = "fig17_examples.png"
 
 # The built-in demo data: Kaggle's layout and image size, far fewer images.
@@ -146,7 +146,8 @@ def show(path):
 
 def describe_data(config, max_images=100):
     """Draw and save the data description figures (Figs. 2 and 3); return their paths."""
-    from monet_keras import describe, plots
+    from monet_keras.figures import describe
+    from monet_keras.figures import plots
 
     folder = local_data_dir(config)
     counts = describe.count_images(folder)
@@ -163,7 +164,8 @@ def example_translations(config, generator_path, count=6):
     """Translate the first ``count`` photos with the saved generator; save the pairs (Fig. 17)."""
     import keras
 
-    from monet_keras import data, plots
+    from monet_keras import data
+    from monet_keras.figures import plots
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
@@ -181,10 +183,11 @@ def write_images_zip(config, generator_path):
     Fewer photos than Kaggle's 7,000 (demo data) are accepted with a note: such a zip checks the
     pipeline but is not a valid Kaggle submission.
     """
-    from monet_keras import submission, zipcheck
+    from monet_keras.submit import translate
+    from monet_keras.submit import zipcheck
 
     path = figure_path(config, SUBMISSION_FILE)
-    report = submission.write_submission(generator_path, local_data_dir(config), path, quality=config.jpeg_quality)
+    report = translate.write_submission(generator_path, local_data_dir(config), path, quality=config.jpeg_quality)
     print(report.summary())
     allow_small = report.count < zipcheck.MIN_COUNT
     min_count, max_count = zipcheck.count_range(allow_small)
@@ -205,7 +208,8 @@ def translated_photos(config, generator_path, batch_size=16):
     """
     import keras
 
-    from monet_keras import data, features
+    from monet_keras import data
+    from monet_keras.evaluate import features
 
     generator = keras.saving.load_model(generator_path, compile=False)
     files = data.find_domain(local_data_dir(config), "photo")
@@ -224,7 +228,7 @@ def translated_photos(config, generator_path, batch_size=16):
 
 def pick_extractor(weights="auto", log=print):
     """Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
-    from monet_keras import features
+    from monet_keras.evaluate import features
 
     try:
         return features.inception_extractor(weights)
@@ -239,7 +243,7 @@ def heldout_paintings(config):
     import numpy as np
 
     from monet_keras import data
-    from monet_keras.training import HOLDOUT_FILE
+    from monet_keras.train.training import HOLDOUT_FILE
 
     path = figure_path(config, HOLDOUT_FILE)
     if config.holdout_monet <= 0 or not os.path.exists(path):
@@ -260,7 +264,7 @@ def evaluate_run(config, generated, extractor=None):
     ``RUN_DIR/memorization_report.png``; returns the scores dict. These are local estimates:
     Kaggle scores against paintings no participant sees.
     """
-    from monet_keras import metrics
+    from monet_keras.evaluate import metrics
 
     extractor = extractor or pick_extractor()
     real = heldout_paintings(config)

@@ -1,7 +1,7 @@
 """Figures of the augmentations: report Fig. 11 (training augmentation) and Fig. 13 (DiffAugment).
 
-Each function returns a matplotlib Figure from :func:`monet_keras.plots.new_figure` (headless, no
-pyplot state) and, given ``save_path``, also writes it as a PNG atomically (:func:`monet_keras.plots.save`). Images are NHWC arrays or
+Each function returns a matplotlib Figure from :func:`monet_keras.figures.plots.new_figure` (headless, no
+pyplot state) and, given ``save_path``, also writes it as a PNG atomically (:func:`monet_keras.figures.plots.save`). Images are NHWC arrays or
 tensors in [-1, 1]; they are shown as ``clip((x + 1) / 2, 0, 1)`` (DiffAugment's colour ops
 can leave [-1, 1]).
 """
@@ -9,7 +9,8 @@ can leave [-1, 1]).
 import numpy as np
 from matplotlib.figure import Figure
 
-from monet_keras import diffaugment, plots
+from monet_keras.model import diffaugment
+from monet_keras.figures import plots
 from monet_keras.errors import MonetKerasError
 
 DIFFAUGMENT_COLUMNS = ("brightness", "contrast", "saturation", "translation", "cutout")

@@ -28,7 +28,7 @@ import math
 import tensorflow as tf
 import keras
 
-from monet_keras.diffaugment import stateless_seed
+from monet_keras.model.diffaugment import stateless_seed
 from monet_keras.errors import MonetKerasError
 
 

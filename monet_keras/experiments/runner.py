@@ -12,7 +12,7 @@ parameters is skipped unless ``force`` (which deletes its folder and starts over
 interrupted one is run again and resumes from its last checkpoint. A failure is recorded and
 the next variant runs; the command exits non-zero if any variant failed.
 
-One batch at a time per RUNS_DIR: the batch holds ``RUNS_DIR/.lock`` (:mod:`monet_keras.runlock`);
+One batch at a time per RUNS_DIR: the batch holds ``RUNS_DIR/.lock`` (:mod:`monet_keras.experiments.runlock`);
 a second one stops at once with one ``error:`` line (exit 2), and the lock of a killed batch is
 taken over.
 
@@ -37,12 +37,12 @@ import sys
 import tempfile
 import time
 
-from monet_keras.atomic import write_text
+from tfrecords_tools.atomic import write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
-from monet_keras.runlock import runs_dir_lock
+from monet_keras.experiments.runlock import runs_dir_lock
 
-LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
 KERNEL_NAME = "monet-keras-python"
 RESULT_FILE = "result.json"
@@ -212,7 +212,7 @@ def run_variant(name, parameters, run_dir, env, notebook=NOTEBOOK, force=False, 
 # --- the results table ----------------------------------------------------------------------
 
 def _last_history_row(run_dir):
-    from monet_keras.callbacks import read_history
+    from monet_keras.train.callbacks import read_history
 
     history = read_history(os.path.join(run_dir, "history.csv"))
     return history[-1] if history else {}
@@ -220,7 +220,7 @@ def _last_history_row(run_dir):
 
 def result_row(run_dir):
     """One row of the results table from a variant's folder (None if it was never run)."""
-    from monet_keras.notebook import SCORES_FILE
+    from monet_keras.experiments.notebook import SCORES_FILE
 
     result = read_result(run_dir)
     if result is None:
@@ -290,7 +290,7 @@ def results_markdown(rows, data_dir=""):
 
 def write_results(runs_dir, data_dir=""):
     """Write ``results.csv``, ``results.md`` and ``results.png`` for every variant in ``runs_dir``."""
-    from monet_keras import plots
+    from monet_keras.figures import plots
 
     rows = collect_rows(runs_dir)
     buffer = io.StringIO()

@@ -1,16 +1,16 @@
 """The memorization report: how close each generated image sits to its nearest Monet painting.
 
 One figure: the histogram of every generated image's nearest-painting distance (``1 - |cos|``
-of the feature vectors, :func:`monet_keras.metrics.nearest_real`) with Kaggle's threshold and the
+of the feature vectors, :func:`monet_keras.evaluate.metrics.nearest_real`) with Kaggle's threshold and the
 share of images under it, and below it the closest generated/painting pairs side by side.
-Drawn with :func:`monet_keras.plots.new_figure` (no pyplot, no display needed) and saved as PNG
-by :func:`monet_keras.plots.save`.
+Drawn with :func:`monet_keras.figures.plots.new_figure` (no pyplot, no display needed) and saved as PNG
+by :func:`monet_keras.figures.plots.save`.
 """
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from monet_keras import plots
+from monet_keras.figures import plots
 
 
 def closest_pairs(generated_images, real_images, distances, indices, count=6):

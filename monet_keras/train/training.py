@@ -13,13 +13,18 @@ import time
 import keras
 import tensorflow as tf
 
-from monet_keras import augment, data, fused_adam, networks, plots, runtime
-from monet_keras import callbacks as cb
-from monet_keras.atomic import atomic_path, write_text
+from monet_keras import data
+from monet_keras.model import augment
+from monet_keras.accel import fused_adam
+from monet_keras.model import networks
+from monet_keras.figures import plots
+from monet_keras.accel import runtime
+from monet_keras.train import callbacks as cb
+from tfrecords_tools.atomic import atomic_path, write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
-from monet_keras.cyclegan import CycleGAN
+from monet_keras.model.cyclegan import CycleGAN
 from monet_keras.errors import MonetKerasError
-from monet_keras.image_pool import ImagePool
+from monet_keras.model.image_pool import ImagePool
 
 GENERATOR_FILE = "monet_generator.keras"
 PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
@@ -42,7 +47,7 @@ class RunResult:
 
 
 def _optimizer(config, precision="float32", ema=False):
-    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.fused_adam`: Keras's
+    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.accel.fused_adam`: Keras's
     arithmetic in one pass per variable). ``ema``: keep an exponential moving average of the
     weights it updates (when ``config.ema_decay`` > 0). float16 needs loss scaling: the train
     step scales each loss, apply_gradients unscales."""
@@ -56,7 +61,7 @@ def _optimizer(config, precision="float32", ema=False):
 
 def build_networks(config):
     """The four networks of ``config``, each initialised from its own seed (on CPU with the
-    small-map matmul convolutions of :mod:`monet_keras.smallconv`, see :mod:`monet_keras.networks`)."""
+    small-map matmul convolutions of :mod:`monet_keras.accel.smallconv`, see :mod:`monet_keras.model.networks`)."""
     size, base, seed = config.image_size, config.base_filters, config.seed
     return dict(
         monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator"),

@@ -15,7 +15,7 @@ The pipeline, for N photos and batch size B:
 
 At most two encoded batches wait at any time, so memory does not grow with N. An error or an
 interrupt part-way leaves no ``out_zip`` (an existing one is left untouched).
-``python -m monet_keras translate`` runs this and then :func:`monet_keras.zipcheck.validate_zip`.
+``python -m monet_keras translate`` runs this and then :func:`monet_keras.submit.zipcheck.validate_zip`.
 """
 
 import collections
@@ -30,8 +30,9 @@ import keras
 import tensorflow as tf
 from PIL import Image
 
-from monet_keras import data, zipcheck
-from monet_keras.atomic import atomic_path
+from monet_keras import data
+from monet_keras.submit import zipcheck
+from tfrecords_tools.atomic import atomic_path
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
 

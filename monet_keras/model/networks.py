@@ -14,7 +14,7 @@ Instance norm is ``keras.layers.GroupNormalization(groups=-1)`` with the tutoria
 initialiser N(0, 0.02) and beta 0 (tensorflow-addons is not needed).
 
 ``small_map_matmul=True`` builds the 4x4 stride-2 convolutions from
-:mod:`monet_keras.smallconv`: the same layers, weights and config, computing the convolutions
+:mod:`monet_keras.accel.smallconv`: the same layers, weights and config, computing the convolutions
 on maps of at most 4x4 pixels as one matmul (faster on CPU, same results within float
 round-off). False gives Keras's own layers (the tutorial's model, and what is saved to
 ``.keras`` files, so they load without this package). ``"auto"`` (default): True on CPU, where
@@ -28,7 +28,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from monet_keras import runtime, smallconv
+from monet_keras.accel import runtime
+from monet_keras.accel import smallconv
 from monet_keras.errors import MonetKerasError
 
 _CONV_INIT_STDDEV = 0.02
