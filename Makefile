@@ -5,16 +5,17 @@ PY := $(VENV)/bin/python
 DEMO_DATA := demo_data
 DEMO_RUN := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv demo demo-data test bench clean
+.PHONY: venv demo demo-data test test-fast lint notebook wheel bench clean
 
+# The requirements, then the kit itself as an editable install (no PYTHONPATH needed anywhere).
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 demo-data: $(DEMO_DATA)/photo_tfrec
@@ -32,8 +33,22 @@ demo: demo-data
 test: venv
 	$(PY) -m pytest -q
 
+# The edit-run loop: everything but the tests that train or execute the notebook.
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+lint: venv
+	$(PY) -m ruff check .
+
+# Regenerate notebooks/monet_cyclegan.ipynb from monet_keras/experiments/notebook_cells.py.
+notebook: venv
+	$(PY) -m monet_keras.experiments.notebook_cells notebooks/monet_cyclegan.ipynb
+
+wheel: venv
+	$(PY) -m pip wheel -q --no-deps -w dist .
+
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(DEMO_DATA) runs/demo runs/notebook
+	rm -rf $(DEMO_DATA) runs/demo runs/notebook dist build *.egg-info

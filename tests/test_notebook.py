@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from monet_keras.experiments import notebook_cells
 from monet_keras.figures import describe
 from monet_keras.figures import plots
 from monet_keras.accel import runtime
@@ -57,13 +58,8 @@ def test_notebook_sections_follow_the_report():
 
 
 def test_committed_notebook_is_what_the_generator_writes():
-    sys.path.insert(0, os.path.join(ROOT, "notebooks"))
-    try:
-        import build_notebook
-    finally:
-        sys.path.pop(0)
     with open(NOTEBOOK, encoding="utf-8") as f:
-        assert f.read() == build_notebook.build(), "run python notebooks/build_notebook.py"
+        assert f.read() == notebook_cells.build(), "run make notebook"
 
 
 # --- end to end under papermill -----------------------------------------------------------------

@@ -40,13 +40,12 @@ import time
 from tfrecords_tools.atomic import write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import notebook_cells
 from monet_keras.experiments.runlock import runs_dir_lock
 
-LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
 KERNEL_NAME = "monet-keras-python"
 RESULT_FILE = "result.json"
-EXECUTED_NOTEBOOK = "monet_cyclegan.ipynb"
+EXECUTED_NOTEBOOK = notebook_cells.NOTEBOOK_NAME
 LOG_FILE = "papermill.log"
 RUNNING = "running"  # result.json status while a variant runs; read back later, it means interrupted
 
@@ -123,10 +122,10 @@ def write_kernelspec(jupyter_dir):
 
 def kernel_environment(jupyter_dir):
     """The environment for papermill and its kernel: the private kernelspec first on JUPYTER_PATH,
-    the library importable, matplotlib headless, TensorFlow's C++ logging quiet."""
+    matplotlib headless, TensorFlow's C++ logging quiet. The kernel is this interpreter, so it
+    imports the installed kit."""
     env = dict(os.environ)
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_dir, env.get("JUPYTER_PATH")) if p)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (LIBRARY_ROOT, env.get("PYTHONPATH")) if p)
     env["MPLBACKEND"] = "Agg"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
@@ -135,11 +134,11 @@ def kernel_environment(jupyter_dir):
 def execute_notebook(notebook, output, parameters, env, log_path, timeout=None):
     """Run ``notebook`` with papermill into ``output``; papermill's log goes to ``log_path``.
 
-    The kernel starts in the library's root folder. Returns papermill's exit status (0 = every
+    The kernel starts in the folder of ``output`` (the run folder). Returns papermill's exit status (0 = every
     cell ran). ``timeout``: seconds per cell (None = no limit).
     """
     command = [sys.executable, "-m", "papermill", os.fspath(notebook), os.fspath(output),
-               "-k", KERNEL_NAME, "-y", json.dumps(parameters), "--cwd", LIBRARY_ROOT,
+               "-k", KERNEL_NAME, "-y", json.dumps(parameters), "--cwd", os.path.dirname(os.path.abspath(output)),
                "--no-progress-bar", "--log-output"]
     if timeout:
         command += ["--execution-timeout", str(int(timeout))]
@@ -177,7 +176,7 @@ def read_result(run_dir):
         return None
 
 
-def run_variant(name, parameters, run_dir, env, notebook=NOTEBOOK, force=False, timeout=None, log=print):
+def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=None, log=print):
     """Execute the notebook for one variant unless it already finished with ``parameters``.
 
     Returns the variant's result dict (also written to ``RUN_DIR/result.json``), with
@@ -317,12 +316,13 @@ def write_results(runs_dir, data_dir=""):
 
 
 def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
-                    notebook=NOTEBOOK, timeout=None, log=print):
+                    notebook=None, timeout=None, log=print):
     """Run the notebook for each of ``variants`` (default: all six) into ``runs_dir``; write the results.
 
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
     top for one variant. A variant whose values are invalid fails without running. Returns
     ``{name: result dict}`` for this invocation (status ``ok``, ``failed`` or ``skipped``).
+    ``notebook``: the notebook to execute (default: the kit's own, :mod:`.notebook_cells`).
     Holds ``runs_dir``'s lock throughout (MonetKerasError if another batch holds it).
     """
     variants = list(variants or VARIANTS)
@@ -341,6 +341,7 @@ def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, no
     with tempfile.TemporaryDirectory(prefix="monet-keras-jupyter-") as jupyter_dir:
         write_kernelspec(jupyter_dir)
         env = kernel_environment(jupyter_dir)
+        notebook = notebook or notebook_cells.write(os.path.join(jupyter_dir, notebook_cells.NOTEBOOK_NAME))
         for name in variants:
             run_dir = os.path.join(runs_dir, folder_name(name))
             overrides = dict(parameters or {}, **(per_variant or {}).get(name, {}))

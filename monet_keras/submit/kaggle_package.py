@@ -1,31 +1,35 @@
-"""``python -m monet_keras package-kaggle OUT_DIR --id USER/monet-keras``: the library, ready for Kaggle.
+"""``monet-keras package-kaggle OUT_DIR --id USER/monet-keras``: the library, ready for Kaggle.
 
-Kaggle notebooks install nothing, so the library travels as a Kaggle dataset attached to the
-notebook. OUT_DIR receives two upload folders:
+A Kaggle notebook runs with internet off and must not disturb Kaggle's preinstalled packages,
+so the kit travels as a Kaggle dataset holding its wheel, which the notebook's first cell
+installs offline with ``pip install --no-index --no-deps``. OUT_DIR receives two upload folders:
 
-- ``OUT_DIR/dataset/``: ``monet_keras_lib.zip`` (the ``monet_keras`` and ``tfrecords_tools``
-  packages, ``.py`` files only) and ``dataset-metadata.json``. Upload with
+- ``OUT_DIR/dataset/``: ``monet_keras-VERSION-py3-none-any.whl`` (the ``monet_keras`` and
+  ``tfrecords_tools`` packages) and ``dataset-metadata.json``. Upload with
   ``kaggle datasets create -p OUT_DIR/dataset`` (later: ``kaggle datasets version -p OUT_DIR/dataset -m MSG``).
-  One flat zip works either way Kaggle stores it: unpacked (the notebook finds
-  ``.../monet_keras/__init__.py`` under ``/kaggle/input``) or as the zip itself (the notebook puts
-  the zip on ``sys.path``; pure-Python packages import from a zip).
 - ``OUT_DIR/kernel/``: the notebook and ``kernel-metadata.json`` (:func:`kernel_metadata`: a T4
   GPU, internet off, the competition data and the dataset attached). Upload with ``kaggle kernels push -p OUT_DIR/kernel``.
+
+The wheel is written here from the packages' files (pure Python, no build step), so it can be
+made offline and from an installed kit as well as from a checkout. Its metadata names no
+dependencies on purpose: on Kaggle the preinstalled TensorFlow, Keras and friends are used.
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import zipfile
 
-from tfrecords_tools.atomic import atomic_path, write_text
+import monet_keras
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import notebook_cells
+from tfrecords_tools.atomic import atomic_path, write_text
 
-LIBRARY_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGES = ("monet_keras", "tfrecords_tools")
-LIBRARY_ZIP = "monet_keras_lib.zip"
-NOTEBOOK = os.path.join(LIBRARY_ROOT, "notebooks", "monet_cyclegan.ipynb")
+DISTRIBUTION = "monet_keras"  # the wheel's file-name form of "monet-keras"
 COMPETITION = "gan-getting-started"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,48}[a-z0-9]$")
 
@@ -68,23 +72,50 @@ def kernel_metadata(kernel_id, code_file, competition=COMPETITION, accelerator="
 
 
 def library_files():
-    """``[(archive name, path)]`` of every ``.py`` file of the packages, sorted."""
+    """``[(name in the wheel, path)]`` of every ``.py`` file of the packages, sorted."""
     files = []
     for package in PACKAGES:
-        top = os.path.join(LIBRARY_ROOT, package)
+        top = os.path.dirname(os.path.abspath(__import__(package).__file__))
+        root = os.path.dirname(top)
         for folder, dirs, names in os.walk(top):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(names):
                 if name.endswith(".py"):
                     path = os.path.join(folder, name)
-                    files.append((os.path.relpath(path, LIBRARY_ROOT).replace(os.sep, "/"), path))
+                    files.append((os.path.relpath(path, root).replace(os.sep, "/"), path))
     return files
 
 
-def write_library_zip(path):
+def wheel_name(version=None):
+    return f"{DISTRIBUTION}-{version or monet_keras.__version__}-py3-none-any.whl"
+
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def write_wheel(directory):
+    """Write the kit's pure-Python wheel into ``directory`` atomically; returns its path.
+
+    A wheel is a zip of the packages plus ``*.dist-info/`` (METADATA, WHEEL, RECORD with each
+    file's sha256), as the wheel format (PEP 427) specifies, and pip installs it as any other.
+    """
+    version = monet_keras.__version__
+    info = f"{DISTRIBUTION}-{version}.dist-info"
+    contents = [(name, open(path, "rb").read()) for name, path in library_files()]
+    contents += [
+        (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: monet-keras\nVersion: {version}\n"
+                             f"Summary: {monet_keras.__doc__.splitlines()[0]}\n".encode()),
+        (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: monet-keras package-kaggle\n"
+                          b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        (f"{info}/entry_points.txt", b"[console_scripts]\nmonet-keras = monet_keras.cli:main\n"),
+    ]
+    record = "\n".join([_record_line(name, data) for name, data in contents] + [f"{info}/RECORD,,", ""])
+    path = os.path.join(directory, wheel_name(version))
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, source in library_files():
-            archive.write(source, name)
+        for name, data in contents + [(f"{info}/RECORD", record.encode())]:
+            archive.writestr(name, data)
     return path
 
 
@@ -102,11 +133,11 @@ def build_package(out_dir, dataset_id, title="monet-keras library", kernel_title
         if os.path.isdir(folder):
             shutil.rmtree(folder)
         os.makedirs(folder)
-    write_library_zip(os.path.join(dataset_dir, LIBRARY_ZIP))
+    write_wheel(dataset_dir)
     write_text(os.path.join(dataset_dir, "dataset-metadata.json"), json.dumps(
         {"title": title, "id": dataset_id, "licenses": [{"name": license_name}]}, indent=2) + "\n")
-    shutil.copyfile(NOTEBOOK, os.path.join(kernel_dir, os.path.basename(NOTEBOOK)))
-    metadata = kernel_metadata(f"{owner}/{kernel_slug}", os.path.basename(NOTEBOOK), datasets=[dataset_id],
+    notebook_cells.write(os.path.join(kernel_dir, notebook_cells.NOTEBOOK_NAME))
+    metadata = kernel_metadata(f"{owner}/{kernel_slug}", notebook_cells.NOTEBOOK_NAME, datasets=[dataset_id],
                                title=kernel_title)
     write_text(os.path.join(kernel_dir, "kernel-metadata.json"), json.dumps(metadata, indent=2) + "\n")
     return dataset_dir, kernel_dir

@@ -1,22 +1,23 @@
-"""Write notebooks/monet_cyclegan.ipynb from the cells below (no outputs, no execution counts).
+"""The cells of the kit's one notebook, and the notebook they make.
 
-Edit the cells here and run ``python notebooks/build_notebook.py``; tests/test_notebook.py checks
-that the committed notebook is exactly what this script writes.
+The notebook (``notebooks/monet_cyclegan.ipynb`` in the repository) is generated from
+:data:`CELLS`: edit the cells here, then ``make notebook`` (``python -m
+monet_keras.experiments.notebook_cells notebooks/monet_cyclegan.ipynb``). It travels inside the
+package, so the batch runner and ``package-kaggle`` use :func:`build` and work from an installed
+wheel as from a checkout; tests/test_notebook.py checks that the committed file is what
+:func:`build` writes (no outputs, no execution counts).
 """
 
-import os
 import sys
 
 import nbformat
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-NOTEBOOK = os.path.join(HERE, "monet_cyclegan.ipynb")
+from monet_keras.config import VARIANTS
+
+NOTEBOOK_NAME = "monet_cyclegan.ipynb"
 
 
 def variants_table():
-    sys.path.insert(0, os.path.dirname(HERE))
-    from monet_keras.config import VARIANTS
-
     rows = ["| model | sampling | `augment` | `diffaugment` |", "|---|---|---|---|"]
     for name, fields in VARIANTS.items():
         sampling = {"over": "over (Os)", "under": "under (Us)"}[fields["sampling"]]
@@ -62,21 +63,23 @@ jpeg_quality = 95""", ["parameters"]),
     ("markdown", """\
 ## Setup
 
-Find the library (this repository, or the `monet-keras` Kaggle dataset), pick the strategy
+Install the library if needed (from the `monet-keras` Kaggle dataset, offline), pick the strategy
 (TPU, GPU or CPU) and find the data."""),
     ("code", """\
-import glob, os, sys
+import glob, importlib.util, os, subprocess, sys
 
-# The library: a checkout around the working folder, else the Kaggle dataset made by
-# `python -m monet_keras package-kaggle` (unpacked, or its monet_keras_lib.zip as is).
-candidates = [os.getcwd(), os.path.dirname(os.getcwd())]
-candidates += [os.path.dirname(os.path.dirname(p)) for p in sorted(glob.glob("/kaggle/input/**/monet_keras/__init__.py", recursive=True))]
-library = next((c for c in candidates if os.path.isfile(os.path.join(c, "monet_keras", "__init__.py"))), None)
-library = library or next(iter(sorted(glob.glob("/kaggle/input/**/monet_keras_lib.zip", recursive=True))), None)
-if library and library not in sys.path:
-    sys.path.insert(0, library)
-import monet_keras  # else it must already be importable (PYTHONPATH, pip install)
-print(f"monet_keras from {os.path.dirname(os.path.dirname(os.path.abspath(monet_keras.__file__)))}")"""),
+# The library: installed already (pip install), else the wheel in the `monet-keras` Kaggle
+# dataset (made by `monet-keras package-kaggle`), installed offline and without dependencies,
+# so Kaggle's preinstalled packages stay as they are.
+if importlib.util.find_spec("monet_keras") is None:
+    wheels = sorted(glob.glob("/kaggle/input/**/monet_keras-*.whl", recursive=True))
+    if not wheels:
+        raise RuntimeError("monet_keras is not installed: attach the monet-keras dataset "
+                           "(made by `monet-keras package-kaggle`) or pip install the kit")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheels[-1]],
+                   check=True)
+import monet_keras
+print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.__file__)}")"""),
     ("code", """\
 from monet_keras.experiments import notebook as nb
 from monet_keras.accel import runtime
@@ -179,7 +182,14 @@ def build():
     return nbformat.writes(notebook) + "\n"
 
 
-if __name__ == "__main__":
-    with open(NOTEBOOK, "w", encoding="utf-8") as f:
+def write(path):
+    """Write the notebook to ``path``; returns ``path``."""
+    with open(path, "w", encoding="utf-8") as f:
         f.write(build())
-    print(f"wrote {NOTEBOOK}")
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m monet_keras.experiments.notebook_cells OUT.ipynb")
+    print(f"wrote {write(sys.argv[1])}")
