@@ -9,18 +9,15 @@ Example: ``python benchmarks/bench_adam.py``.
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras.accel import fused_adam
-from monet_keras.model import networks
-from monet_keras.accel import runtime  # noqa: E402
+from monet_keras.accel import fused_adam, malloc  # noqa: E402
+from monet_keras.model import networks  # noqa: E402
 
 
 def main(argv=None):
@@ -28,7 +25,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
-    runtime.tune_malloc()
+    malloc.tune_malloc()
     updates = {}
     for name, cls in (("keras.optimizers.Adam", keras.optimizers.Adam), ("fused_adam.Adam", fused_adam.Adam)):
         generator = networks.build_generator(args.size, 64, seed=1)

@@ -11,17 +11,14 @@ Example: ``python benchmarks/bench_smallconv.py --batches 1,4``.
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras.accel import runtime
-from monet_keras.accel import smallconv  # noqa: E402
+from monet_keras.accel import malloc, smallconv  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # one tf.function per shape is deliberate; no retracing warnings
 
@@ -57,7 +54,7 @@ def main(argv=None):
     parser.add_argument("--malloc", choices=["tuned", "default"], default="tuned")
     args = parser.parse_args(argv)
     if args.malloc == "tuned":
-        runtime.tune_malloc()
+        malloc.tune_malloc()
     rng = np.random.default_rng(0)
     print(f"{'kind':>10} {'batch':>5} {'input':>12} {'c_out':>5} {'TF ms':>8} {'matmul ms':>9} {'ratio':>6}  path used")
     for batch in (int(b) for b in args.batches.split(",")):

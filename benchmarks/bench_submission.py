@@ -20,7 +20,6 @@ import io
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
@@ -28,7 +27,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from monet_keras import data  # noqa: E402
 from monet_keras.model.networks import build_generator  # noqa: E402

@@ -6,13 +6,13 @@ Three variants of one CycleGAN step, built from the same initial weights:
   ``keras.optimizers.Adam``, and the straightforward step (``CycleGAN(fused_step=False)``: each
   generator called three times, each discriminator twice);
 - ``fused``: the same, with the batched step (``fused_step=True``) only;
-- ``kit``: what ``monet_keras`` trains with: small-map convolutions as matmuls
-  (:mod:`monet_keras.accel.smallconv`, on CPU), the fused-kernel Adam (:mod:`monet_keras.accel.fused_adam`)
-  and ``fused_step="auto"``.
+- ``kit``: what ``monet_keras`` trains with, as :mod:`monet_keras.accel.policy` chooses for this
+  machine: on CPU small-map convolutions as matmuls (:mod:`monet_keras.accel.smallconv`), the
+  fused-kernel Adam (:mod:`monet_keras.accel.fused_adam`) and the straightforward step.
 
 The variants are timed alternately step by step (so load from other processes hits all alike):
 median seconds per step over ``--steps`` steps after ``--warmup`` steps each. ``--malloc``
-picks glibc's allocator settings for the whole process (``tuned``: :func:`runtime.tune_malloc`,
+picks glibc's allocator settings for the whole process (``tuned``: :func:`malloc.tune_malloc`,
 as ``monet_keras`` training does; ``default``: glibc's). ``--isolate`` instead runs each variant
 in its own process, ``reference`` with glibc's defaults (as the tutorial runs) and ``kit`` tuned,
 alternating processes for ``--rounds`` rounds: the whole difference a user sees.
@@ -38,18 +38,17 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import data
-from monet_keras.accel import fused_adam
-from monet_keras.model import networks
-from monet_keras.accel import runtime  # noqa: E402
+from monet_keras import data  # noqa: E402
+from monet_keras.accel import fused_adam, malloc, policy  # noqa: E402
+from monet_keras.config import tiny  # noqa: E402
 from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
+from monet_keras.train import training  # noqa: E402
 
 
 def conv_flops(model, images=1):
@@ -92,30 +91,25 @@ VARIANTS = ("reference", "fused", "kit")
 
 
 def _networks(size, base, precision, small_map_matmul):
-    with runtime.dtype_policy(precision):
-        return dict(
-            monet_generator=networks.build_generator(size, base, seed=1, name="monet_generator",
-                                                     small_map_matmul=small_map_matmul),
-            photo_generator=networks.build_generator(size, base, seed=2, name="photo_generator",
-                                                     small_map_matmul=small_map_matmul),
-            monet_discriminator=networks.build_discriminator(size, base, seed=3, name="monet_discriminator",
-                                                             small_map_matmul=small_map_matmul),
-            photo_discriminator=networks.build_discriminator(size, base, seed=4, name="photo_discriminator",
-                                                             small_map_matmul=small_map_matmul),
-        )
+    with policy.dtype_policy(precision):
+        return training.build_networks(tiny(image_size=size, base_filters=base, seed=0),
+                                       small_map_matmul=small_map_matmul)
 
 
-def _optimizer(precision, kit):
-    optimizer = (fused_adam.Adam if kit else keras.optimizers.Adam)(2e-4, beta_1=0.5)
+def _optimizer(precision, fused_adam_kernel):
+    optimizer = (fused_adam.Adam if fused_adam_kernel else keras.optimizers.Adam)(2e-4, beta_1=0.5)
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
 
 
 def _step_function(variant, size, base, precision, jit):
-    """(compiled train step, its networks) of ``variant``; same initial weights for every variant."""
+    """(compiled train step, its networks) of ``variant``; same initial weights for every variant.
+    ``kit`` takes its switches from the speed policy, as training does."""
+    speed = policy.resolve(precision=precision)
     kit = variant == "kit"
-    nets = _networks(size, base, precision, small_map_matmul="auto" if kit else False)
-    gan = CycleGAN(**nets, fused_step={"reference": False, "fused": True, "kit": "auto"}[variant], seed=0)
-    gan.compile(*[_optimizer(precision, kit) for _ in range(4)])
+    nets = _networks(size, base, precision, small_map_matmul=kit and speed.small_map_matmul)
+    fused_step = {"reference": False, "fused": True, "kit": speed.fused_step}[variant]
+    gan = CycleGAN(**nets, fused_step=fused_step, seed=0)
+    gan.compile(*[_optimizer(precision, kit and speed.fused_adam) for _ in range(4)])
     return tf.function(gan.train_step, jit_compile=jit), nets
 
 
@@ -189,15 +183,15 @@ def _isolated(args, size, batch, precision, jit):
     alternating processes for ``args.rounds`` rounds."""
     times = {"reference": [], "kit": []}
     for _ in range(args.rounds):
-        for variant, malloc in (("reference", "default"), ("kit", "tuned")):
+        for variant, allocator in (("reference", "default"), ("kit", "tuned")):
             command = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", str(batch),
                        "--precisions", precision, "--jit", jit, "--steps", str(args.steps), "--warmup",
                        str(args.warmup), "--base-filters", str(args.base_filters), "--variants", variant,
-                       "--malloc", malloc, "--no-peak", "--no-pipeline", "--json"]
+                       "--malloc", allocator, "--no-peak", "--no-pipeline", "--json"]
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             times[variant].append(result["times"][variant])
-            print(f"  {variant} ({malloc} malloc): {result['times'][variant]:.3f} s/step", flush=True)
+            print(f"  {variant} ({allocator} malloc): {result['times'][variant]:.3f} s/step", flush=True)
     return {name: statistics.median(t) for name, t in times.items()}, result["flops"]
 
 
@@ -224,7 +218,7 @@ def main(argv=None):
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
-    tuned = runtime.tune_malloc() if args.malloc == "tuned" and not args.isolate else False
+    tuned = malloc.tune_malloc() if args.malloc == "tuned" and not args.isolate else False
 
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
     if not args.json:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from monet_keras.model import cyclegan
+from monet_keras.accel import policy
 from monet_keras.model import networks
 
 SIZE, BASE, BATCH = 32, 8, 2
@@ -149,6 +150,16 @@ def test_fused_step_with_real_diffaugment_keeps_cycle_and_identity():
         assert augmented[name] == pytest.approx(plain[name], rel=1e-6), name
 
 
-def test_auto_picks_the_reference_step_on_cpu():
-    # Measured (benchmarks/README.md): on CPU the fused step is no faster at 256 px.
-    assert _gan("auto").fused_step is False
+def test_speed_policy_per_device():
+    # Measured (benchmarks/README.md): on CPU the fused step is no faster at 256 px, the matmul
+    # convolutions, fused Adam and malloc settings are; the GPU and TPU choices are unmeasured.
+    expected = {  # device, replicas: small_map_matmul, fused_step, fused_adam, tune_malloc
+        ("cpu", 1): (True, False, True, True),
+        ("gpu", 1): (False, True, True, False),
+        ("gpu", 2): (False, True, False, False),
+        ("tpu", 8): (False, True, False, False),
+    }
+    for (device, replicas), switches in expected.items():
+        speed = policy.policy_for(device, replicas)
+        assert (speed.small_map_matmul, speed.fused_step, speed.fused_adam, speed.tune_malloc) == switches
+    assert policy.resolve() == policy.policy_for("cpu", 1)  # this test machine

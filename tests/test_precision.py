@@ -8,7 +8,7 @@ import pytest
 
 from kaggle_fixtures import write_kaggle_folder
 from monet_keras.train import callbacks as cb
-from monet_keras.accel import runtime
+from monet_keras.accel import policy
 from monet_keras.config import tiny
 from monet_keras.train.training import build_gan, train
 
@@ -46,5 +46,8 @@ def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
 
 
 def test_resolve_precision():
-    assert runtime.resolve_precision("auto") == "float32"  # this test machine is a CPU
-    assert runtime.resolve_precision("mixed_float16") == "mixed_float16"
+    assert policy.resolve_precision("auto", "cpu") == "float32"
+    assert policy.resolve_precision("auto", "gpu") == "float32"
+    assert policy.resolve_precision("auto", "tpu") == "mixed_bfloat16"
+    assert policy.resolve_precision("mixed_float16", "tpu") == "mixed_float16"
+    assert policy.resolve(None, "auto").precision == "float32"  # this test machine is a CPU

@@ -14,9 +14,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from monet_keras.model import diffaugment
-from monet_keras.model import losses
-from monet_keras.accel import runtime
+from monet_keras.model import diffaugment, losses
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)
@@ -73,17 +71,13 @@ class CycleGAN(keras.Model):
             straightforward step (each generator three times, each discriminator twice, one
             backward pass per network), the reference. Both compute the same losses and
             gradients (instance norm is per image); with dropout or DiffAugment on, only the
-            random draws differ. ``"auto"`` (default): False on CPU, where the fused step
-            measured no faster at 256 px (1.00-1.04x at batch 1, 0.82-0.98x at batch 4; see
-            benchmarks/README.md), True on GPU and TPU (bigger calls fill the device better;
-            unmeasured, benchmarks/gpu_check.sh measures it). Resolved under the current
-            tf.distribute strategy when the model is built.
+            random draws differ. :mod:`monet_keras.accel.policy` chooses it per device.
     """
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,
                  lambda_cycle=10.0, lambda_identity=5.0, adversarial_loss="bce", augmenter=None,
                  diffaugment_policy="", cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
-                 seed=None, fused_step="auto", **kwargs):
+                 seed=None, fused_step=False, **kwargs):
         super().__init__(**kwargs)
         self.monet_generator = monet_generator
         self.photo_generator = photo_generator
@@ -100,8 +94,6 @@ class CycleGAN(keras.Model):
         self.image_pool_monet = image_pool_monet
         self.image_pool_photo = image_pool_photo
         self.noise_seed = keras.random.SeedGenerator(seed)
-        if fused_step == "auto":  # chosen by measurement, see benchmarks/README.md
-            fused_step = runtime.device_class(tf.distribute.get_strategy()) != "cpu"
         self.fused_step = bool(fused_step)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 

@@ -14,21 +14,22 @@ Instance norm is ``keras.layers.GroupNormalization(groups=-1)`` with the tutoria
 initialiser N(0, 0.02) and beta 0 (tensorflow-addons is not needed).
 
 ``small_map_matmul=True`` builds the 4x4 stride-2 convolutions from
-:mod:`monet_keras.accel.smallconv`: the same layers, weights and config, computing the convolutions
-on maps of at most 4x4 pixels as one matmul (faster on CPU, same results within float
-round-off). False gives Keras's own layers (the tutorial's model, and what is saved to
-``.keras`` files, so they load without this package). ``"auto"`` (default): True on CPU, where
-it was measured faster, False on GPU and TPU (unmeasured there), under the current
-tf.distribute strategy.
+:mod:`monet_keras.accel.smallconv`: the same layers, weights and config, computing the
+convolutions on maps of at most 4x4 pixels as one matmul (faster on CPU, same results within
+float round-off; :mod:`monet_keras.accel.policy` decides when). False (default) gives Keras's
+own layers: the tutorial's model, and what is saved to ``.keras`` files, so they load without
+this package.
+
+Initialiser seeds: a network built with ``seed=s`` seeds its layers ``s, s + 1, ...`` (at most
+:data:`SEEDS_PER_NETWORK` of them), so networks whose seeds are that far apart never share a
+random stream (:func:`network_seed`).
 """
 
 import math
 
 import keras
-import tensorflow as tf
 from keras import layers
 
-from monet_keras.accel import runtime
 from monet_keras.accel import smallconv
 from monet_keras.errors import MonetKerasError
 
@@ -47,17 +48,32 @@ def _instance_norm(seed, name):
         name=name)
 
 
+SEEDS_PER_NETWORK = 1000  # far more than the layers of any network here (a 256-px U-Net has 45)
+
+
+def network_seed(seed, index):
+    """The first initialiser seed of network ``index`` (0, 1, ...) of a model seeded ``seed``: the
+    networks get disjoint ranges of :data:`SEEDS_PER_NETWORK` seeds, so no two layers anywhere in
+    the model draw the same random stream (a shared integer seed gives identical draws, or
+    identical prefixes for different shapes)."""
+    return (int(seed) * 16 + index) * SEEDS_PER_NETWORK
+
+
 class _Seeds:
-    """Distinct deterministic initialiser seeds, so a model is reproducible from one seed."""
+    """Distinct deterministic initialiser seeds ``seed, seed + 1, ...``, so a network is
+    reproducible from one seed; None when ``seed`` is None (unseeded)."""
 
     def __init__(self, seed):
-        self.next = None if seed is None else int(seed)
+        self.first = None if seed is None else int(seed)
+        self.count = 0
 
     def __call__(self):
-        if self.next is None:
+        if self.first is None:
             return None
-        self.next += 1
-        return self.next
+        if self.count == SEEDS_PER_NETWORK:
+            raise ValueError(f"a network needs more than {SEEDS_PER_NETWORK} initialiser seeds")
+        self.count += 1
+        return self.first + self.count - 1
 
 
 def _depth(image_size):
@@ -68,8 +84,6 @@ def _depth(image_size):
 
 def _conv_layers(small_map_matmul):
     """(Conv2D, Conv2DTranspose) classes for the 4x4 stride-2 blocks."""
-    if small_map_matmul == "auto":
-        small_map_matmul = runtime.device_class(tf.distribute.get_strategy()) == "cpu"
     if small_map_matmul:
         return smallconv.Conv2D, smallconv.Conv2DTranspose
     return layers.Conv2D, layers.Conv2DTranspose
@@ -99,7 +113,7 @@ def generator_filters(image_size, base_filters=64):
 
 
 def build_generator(image_size=256, base_filters=64, seed=None, name="generator", dropout=0.5,
-                    small_map_matmul="auto"):
+                    small_map_matmul=False):
     """U-Net generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in [-1, 1].
 
     ``dropout``: rate on the first three decoder blocks (0 leaves the layers out; for tests that
@@ -124,7 +138,7 @@ def build_generator(image_size=256, base_filters=64, seed=None, name="generator"
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator", small_map_matmul="auto"):
+def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator", small_map_matmul=False):
     """PatchGAN discriminator: (B, S, S, 3) -> (B, S/8 - 2, S/8 - 2, 1) logits."""
     _depth(image_size)
     seeds = _Seeds(seed)

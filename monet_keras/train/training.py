@@ -14,17 +14,15 @@ import keras
 import tensorflow as tf
 
 from monet_keras import data
-from monet_keras.model import augment
-from monet_keras.accel import fused_adam
-from monet_keras.model import networks
+from monet_keras.accel import fused_adam, malloc, policy, runtime
+from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.errors import MonetKerasError
 from monet_keras.figures import plots
-from monet_keras.accel import runtime
+from monet_keras.model import augment, networks
+from monet_keras.model.cyclegan import CycleGAN
+from monet_keras.model.image_pool import ImagePool
 from monet_keras.train import callbacks as cb
 from tfrecords_tools.atomic import atomic_path, write_text
-from monet_keras.config import VARIANTS, ExperimentConfig, variant
-from monet_keras.model.cyclegan import CycleGAN
-from monet_keras.errors import MonetKerasError
-from monet_keras.model.image_pool import ImagePool
 
 GENERATOR_FILE = "monet_generator.keras"
 PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
@@ -46,42 +44,46 @@ class RunResult:
     seconds: float
 
 
-def _optimizer(config, precision="float32", ema=False):
-    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.accel.fused_adam`: Keras's
-    arithmetic in one pass per variable). ``ema``: keep an exponential moving average of the
-    weights it updates (when ``config.ema_decay`` > 0). float16 needs loss scaling: the train
-    step scales each loss, apply_gradients unscales."""
+def _optimizer(config, speed, ema=False):
+    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.accel.fused_adam` where
+    ``speed`` says so: Keras's arithmetic in one pass per variable). ``ema``: keep an exponential
+    moving average of the weights it updates (when ``config.ema_decay`` > 0). float16 needs loss
+    scaling: the train step scales each loss, apply_gradients unscales."""
+    adam = fused_adam.Adam if speed.fused_adam else keras.optimizers.Adam
     if ema and config.ema_decay > 0:
-        optimizer = fused_adam.Adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
-                                    ema_momentum=config.ema_decay)
+        optimizer = adam(config.learning_rate, beta_1=config.beta_1, use_ema=True, ema_momentum=config.ema_decay)
     else:
-        optimizer = fused_adam.Adam(config.learning_rate, beta_1=config.beta_1)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if precision == "mixed_float16" else optimizer
+        optimizer = adam(config.learning_rate, beta_1=config.beta_1)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if speed.precision == "mixed_float16" else optimizer
 
 
-def build_networks(config):
-    """The four networks of ``config``, each initialised from its own seed (on CPU with the
-    small-map matmul convolutions of :mod:`monet_keras.accel.smallconv`, see :mod:`monet_keras.model.networks`)."""
-    size, base, seed = config.image_size, config.base_filters, config.seed
-    return dict(
-        monet_generator=networks.build_generator(size, base, seed=seed * 10 + 1, name="monet_generator"),
-        photo_generator=networks.build_generator(size, base, seed=seed * 10 + 2, name="photo_generator"),
-        monet_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 3, name="monet_discriminator"),
-        photo_discriminator=networks.build_discriminator(size, base, seed=seed * 10 + 4, name="photo_discriminator"),
-    )
+NETWORK_NAMES = ("monet_generator", "photo_generator", "monet_discriminator", "photo_discriminator")
 
 
-def build_gan(config, strategy=None):
+def build_networks(config, small_map_matmul=False):
+    """The four networks of ``config``, each initialised from its own disjoint range of seeds
+    (:func:`networks.network_seed`)."""
+    size, base = config.image_size, config.base_filters
+    built = {}
+    for index, name in enumerate(NETWORK_NAMES):
+        build = networks.build_generator if name.endswith("generator") else networks.build_discriminator
+        built[name] = build(size, base, seed=networks.network_seed(config.seed, index), name=name,
+                            small_map_matmul=small_map_matmul)
+    return built
+
+
+def build_gan(config, strategy=None, speed=None):
     """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope.
 
-    The networks compute in ``config.precision`` (resolved by :func:`runtime.resolve_precision`;
-    their last layers and all losses stay float32); the augmenter stays float32.
+    ``speed``: the :class:`~monet_keras.accel.policy.SpeedPolicy` (default: resolved for
+    ``strategy`` and ``config.precision``). The networks compute in its precision (their last
+    layers and all losses stay float32); the augmenter stays float32.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    precision = runtime.resolve_precision(config.precision, strategy)
+    speed = speed or policy.resolve(strategy, config.precision)
     with strategy.scope():
-        with runtime.dtype_policy(precision):
-            nets = build_networks(config)
+        with policy.dtype_policy(speed.precision):
+            nets = build_networks(config, small_map_matmul=speed.small_map_matmul)
         gan = CycleGAN(
             **nets,
             lambda_cycle=config.lambda_cycle,
@@ -93,10 +95,11 @@ def build_gan(config, strategy=None):
             image_pool_monet=_pool(config, 1),
             image_pool_photo=_pool(config, 2),
             seed=config.seed,
+            fused_step=speed.fused_step,
         )
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-        gan.compile(_optimizer(config, precision, ema=True), _optimizer(config, precision, ema=True),
-                    _optimizer(config, precision), _optimizer(config, precision), jit_compile=jit)
+        gan.compile(_optimizer(config, speed, ema=True), _optimizer(config, speed, ema=True),
+                    _optimizer(config, speed), _optimizer(config, speed), jit_compile=jit)
     return gan
 
 
@@ -130,8 +133,8 @@ def _save_float32(weights, config, name, path):
     """Save a generator with ``weights`` atomically, as Keras's own layers computing in float32
     (variables are float32 under every policy), so the saved model runs float32 and loads
     without this package."""
-    with runtime.dtype_policy("float32"):
-        generator = networks.build_generator(config.image_size, config.base_filters, name=name, small_map_matmul=False)
+    with policy.dtype_policy("float32"):
+        generator = networks.build_generator(config.image_size, config.base_filters, name=name)
     generator.set_weights(weights)
     with atomic_path(path, suffix=".keras") as tmp:
         keras.saving.save_model(generator, tmp)
@@ -157,9 +160,12 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     run_dir = config.out_dir
     os.makedirs(run_dir, exist_ok=True)
     _check_resumable(run_dir, config)
-    runtime.set_seed(config.seed)
-    runtime.tune_malloc()
+    keras.utils.set_random_seed(config.seed)
     strategy = strategy or runtime.pick_strategy(verbose=False)
+    speed = policy.resolve(strategy, config.precision)
+    if speed.tune_malloc:
+        malloc.tune_malloc()
+    log(f"runs on {speed.describe()}")
 
     train_data = data.training_data(config, log=log)
     log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
@@ -169,7 +175,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     if train_data.holdout_names:
         write_text(os.path.join(run_dir, HOLDOUT_FILE), "\n".join(train_data.holdout_names) + "\n")
 
-    gan = build_gan(config, strategy)
+    gan = build_gan(config, strategy, speed)
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     initial_epoch = cb.restore_latest(gan, checkpoint_dir, log=log)
     if initial_epoch:
