@@ -66,23 +66,25 @@ def test_committed_notebook_is_what_the_generator_writes():
 
 def test_papermill_run_leaves_every_output(experiment_runs):
     run = experiment_runs.run_dir("Os")
-    for name in ("monet_cyclegan.ipynb", "config.json", "history.csv", "monet_generator.keras",
-                 nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE,
-                 nb.MEMORIZATION_FILE, nb.SCORES_FILE, nb.SUBMISSION_FILE):
+    figures = ("fig02_images_per_domain.png", "fig03_pixel_histograms.png", "learning_curves.png",
+               "fig17_examples.png", "augmentation_examples.png", "diffaugment_examples.png",
+               "self_adversarial_check.png", "memorization_report.png")
+    for name in ("monet_cyclegan.ipynb", "papermill.log", "result.json", "config.json", "history.csv",
+                 "monet_generator.keras", "photo_generator.keras", "self_adversarial_check.json",
+                 "scores.json", "images.zip", *figures):
         assert os.path.getsize(os.path.join(run, name)) > 0, name
-    for png in (nb.DOMAINS_FIGURE, nb.HISTOGRAMS_FIGURE, nb.CURVES_FIGURE, nb.EXAMPLES_FIGURE,
-                "augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
+    for png in figures:
         with Image.open(os.path.join(run, png)) as image:
             assert image.format == "PNG"
     config = ExperimentConfig.load(os.path.join(run, "config.json"))
     assert (config.variant, config.image_size, config.base_filters, config.epochs) == ("Os", 32, 8, 1)
-    with open(os.path.join(run, nb.SCORES_FILE), encoding="utf-8") as f:
+    with open(os.path.join(run, "scores.json"), encoding="utf-8") as f:
         scores = json.load(f)
     assert scores["n_generated"] == 10 and scores["n_real"] == 6
     assert scores["comparable_to_kaggle"] is False  # no InceptionV3 weights on test machines
 
     import zipfile
-    with zipfile.ZipFile(os.path.join(run, nb.SUBMISSION_FILE)) as archive:
+    with zipfile.ZipFile(os.path.join(run, "images.zip")) as archive:
         names = archive.namelist()
     photos = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(experiment_runs.data_dir, "photo_jpg")))
     assert sorted(os.path.splitext(n)[0] for n in names) == photos

@@ -8,9 +8,10 @@ import pytest
 
 from kaggle_fixtures import write_kaggle_folder
 from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
 from monet_keras.config import tiny
 from monet_keras.model.image_pool import ImagePool
-from monet_keras.train.training import GENERATOR_FILE, build_gan, train
+from monet_keras.train.training import build_gan, train
 
 
 def test_image_pool_fills_then_swaps_half_the_time():
@@ -79,9 +80,9 @@ def test_ema_generator_lags_live_weights(folder, tmp_path):
 def test_ema_weights_are_what_gets_saved(folder, tmp_path):
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), ema_decay=0.9, steps_per_epoch=3)
     train(config, log=lambda *_: None, verbose=0)
-    saved = keras.saving.load_model(os.path.join(config.out_dir, GENERATOR_FILE))
+    saved = keras.saving.load_model(os.path.join(config.out_dir, "monet_generator.keras"))
     gan = build_gan(config)
-    cb.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"), log=lambda *_: None)
+    checkpoints.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"), log=lambda *_: None)
     averages = gan.monet_generator_optimizer._model_variables_moving_average
     for variable, average in zip(saved.trainable_variables, averages):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
 from monet_keras.accel import policy
 from monet_keras.config import tiny
 from monet_keras.train.training import build_gan, train
@@ -41,7 +41,7 @@ def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
     assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
     # Same weights as the mixed-precision generator of the last checkpoint: outputs agree to its rounding.
     mixed = build_gan(config)
-    cb.restore_latest(mixed, os.path.join(result.run_dir, "checkpoints"), log=lambda *_: None)
+    checkpoints.restore_latest(mixed, os.path.join(result.run_dir, "checkpoints"), log=lambda *_: None)
     np.testing.assert_allclose(np.asarray(y), np.asarray(mixed.monet_generator(x, training=False)), atol=0.05)
 
 

@@ -12,11 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
 from monet_keras import data
 from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
-from monet_keras.train.training import GENERATOR_FILE, build_gan, train
+from monet_keras.train.run_folder import RunFolder
+from monet_keras.train.training import build_gan, train
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -40,19 +41,19 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert process.poll() is None, "the run ended before it could be killed; raise steps"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = [r["epoch"] for r in cb.read_history(out / "history.csv")]
+    done_before = [r["epoch"] for r in RunFolder(out).read_history()]
     assert done_before and done_before[-1] < epochs
 
     resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"from epoch {done_before[-1]} of {epochs}" in resumed.stdout
-    assert [r["epoch"] for r in cb.read_history(out / "history.csv")] == list(range(1, epochs + 1))
+    assert [r["epoch"] for r in RunFolder(out).read_history()] == list(range(1, epochs + 1))
     gan = build_gan(tiny("Os", data_dir=folder))
-    assert cb.restore_latest(gan, out / "checkpoints", log=lambda *_: None) == epochs
+    assert checkpoints.restore_latest(gan, out / "checkpoints", log=lambda *_: None) == epochs
     # The optimizer's step count continued rather than restarting.
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == epochs * steps
     import keras
-    assert keras.saving.load_model(out / GENERATOR_FILE).output_shape == (None, 32, 32, 3)
+    assert keras.saving.load_model(out / "monet_generator.keras").output_shape == (None, 32, 32, 3)
 
 
 def test_nan_loss_stops_at_once_and_keeps_last_good_state(tmp_path):
@@ -65,9 +66,9 @@ def test_nan_loss_stops_at_once_and_keeps_last_good_state(tmp_path):
     with pytest.raises(MonetKerasError, match=r"became (nan|inf|-inf) at step \d+") as info:
         train(config.replace(epochs=3, learning_rate=1e30, steps_per_epoch=20), log=lambda *_: None, verbose=0)
     assert "_loss" in str(info.value)
-    assert [r["epoch"] for r in cb.read_history(os.path.join(config.out_dir, "history.csv"))] == [1]
-    assert [os.path.basename(p) for p in cb.list_checkpoints(os.path.join(config.out_dir, "checkpoints"))] == \
-        ["epoch-0001.npz"]
+    assert [r["epoch"] for r in RunFolder(config.out_dir).read_history()] == [1]
+    kept = checkpoints.list_checkpoints(os.path.join(config.out_dir, "checkpoints"))
+    assert [os.path.basename(p) for p in kept] == ["epoch-0001.npz"]
     assert os.path.getmtime(checkpoint) == stamp
 
 

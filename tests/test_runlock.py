@@ -16,6 +16,7 @@ from monet_keras.experiments import runner as ex
 from monet_keras.__main__ import main
 from monet_keras.errors import MonetKerasError
 from monet_keras.experiments.runlock import LOCK_FILE, runs_dir_lock
+from monet_keras.train.run_folder import RunFolder
 
 VARIANTS = ("Os", "Us", "Os+Aug")
 
@@ -28,7 +29,7 @@ def setup(tmp_path, monkeypatch):
     ran = []
 
     def fake_notebook(notebook, output, parameters, env, log_path, timeout=None):
-        with open(os.path.join(parameters["out_dir"], ex.RESULT_FILE), encoding="utf-8") as f:
+        with open(RunFolder(parameters["out_dir"]).result_json, encoding="utf-8") as f:
             assert json.load(f)["status"] == "running"  # marked before the notebook starts
         ran.append(parameters["variant"])
         if parameters["variant"] in interrupt:
@@ -99,7 +100,7 @@ def test_interrupted_batch_resumes_only_unfinished_variants(setup, capsys):
     interrupt.add("Us")
     assert main(argv) == 130  # Os finished, Us stopped mid-way, Os+Aug never started
     assert ran == ["Os", "Us"] and not (runs / LOCK_FILE).exists()
-    assert json.loads((runs / "Us" / ex.RESULT_FILE).read_text())["status"] == "running"
+    assert json.loads((runs / "Us" / "result.json").read_text())["status"] == "running"
     assert ex.result_row(str(runs / "Us"))["status"] == "interrupted"
 
     interrupt.clear()
@@ -110,10 +111,10 @@ def test_interrupted_batch_resumes_only_unfinished_variants(setup, capsys):
     assert ran == ["Us", "Os+Aug"]
     assert "Os: finished before" in out and "Us: its previous run was interrupted; running it again" in out
     for name in ("Os", "Us", "Os_Aug"):
-        assert json.loads((runs / name / ex.RESULT_FILE).read_text())["status"] == "ok"
+        assert json.loads((runs / name / "result.json").read_text())["status"] == "ok"
 
     # a SIGKILLed batch leaves its lock and a "running" variant; the next batch takes both over
-    (runs / "Os_Aug" / ex.RESULT_FILE).write_text(json.dumps({"variant": "Os+Aug", "status": "running"}))
+    (runs / "Os_Aug" / "result.json").write_text(json.dumps({"variant": "Os+Aug", "status": "running"}))
     _write_lock(runs, _dead_pid())
     ran.clear()
     assert main(argv) == 0

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
 from monet_keras.model import cyclegan
 from monet_keras.model import networks
 from monet_keras.config import VARIANTS, tiny
 from monet_keras.errors import MonetKerasError
-from monet_keras.train.training import GENERATOR_FILE, build_gan, train
+from monet_keras.train.run_folder import RunFolder
+from monet_keras.train.training import build_gan, train
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -39,23 +40,23 @@ def test_run_outputs_and_standalone_generator(folder, tmp_path):
     assert set(cyclegan.LOSS_NAMES) <= set(result.history[0])
     assert sorted(os.listdir(run / "samples")) == ["epoch_001.png", "epoch_002.png"]
     assert (run / "learning_curves.png").stat().st_size > 0
-    assert [os.path.basename(p) for p in cb.list_checkpoints(run / "checkpoints")] == ["epoch-0002.npz",
-                                                                                       "epoch-0001.npz"]
+    kept = checkpoints.list_checkpoints(run / "checkpoints")
+    assert [os.path.basename(p) for p in kept] == ["epoch-0002.npz", "epoch-0001.npz"]
     # The generator loads with Keras alone (no monet_keras import) and matches the trained one.
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     script = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
               "np.save(sys.argv[3], np.asarray(m(np.load(sys.argv[2]), training=False))); "
               "assert 'monet_keras' not in sys.modules")
-    subprocess.run([sys.executable, "-c", script, str(run / GENERATOR_FILE), str(tmp_path / "x.npy"),
+    subprocess.run([sys.executable, "-c", script, str(run / "monet_generator.keras"), str(tmp_path / "x.npy"),
                     str(tmp_path / "y.npy")], check=True, cwd=str(tmp_path),
                    env=dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="2"))
-    loaded = keras.saving.load_model(run / GENERATOR_FILE)
+    loaded = keras.saving.load_model(run / "monet_generator.keras")
     want = np.asarray(loaded(x, training=False))
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-6)
     # ... and equals the generator restored from the last checkpoint.
     gan = build_gan(config)
-    assert cb.restore_latest(gan, run / "checkpoints", log=quiet) == 2
+    assert checkpoints.restore_latest(gan, run / "checkpoints", log=quiet) == 2
     np.testing.assert_allclose(np.asarray(gan.monet_generator(x, training=False)), want, atol=1e-6)
 
 
@@ -71,7 +72,7 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path):
     # Restoring gives exactly the optimizer state saved at the end of epoch 1.
     gan = build_gan(first)
     fresh = _optimizer_state(gan)
-    assert cb.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet) == 1
+    assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet) == 1
     restored = _optimizer_state(gan)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == steps
     assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored))
@@ -80,9 +81,9 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path):
     result = train(first.replace(epochs=3), log=messages.append, verbose=0)
     assert result.resumed_from == 1 and result.epochs_trained == 2
     assert any("resuming" in m and "epoch 1 of 3" in m for m in messages)
-    assert [row["epoch"] for row in cb.read_history(os.path.join(out, "history.csv"))] == [1, 2, 3]
+    assert [row["epoch"] for row in RunFolder(out).read_history()] == [1, 2, 3]
     gan = build_gan(first)
-    cb.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet)
+    checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == 3 * steps
 
     # A finished run trains nothing more; a different experiment in the same folder is refused.
@@ -92,7 +93,8 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path):
             train(first.replace(epochs=3, **change), log=quiet, verbose=0)
     # ... and so is a checkpoint of another model, even when config.json says nothing.
     with pytest.raises(MonetKerasError, match="belongs to a different model"):
-        cb.restore_latest(build_gan(first.replace(ema_decay=0.9)), os.path.join(out, "checkpoints"), log=quiet)
+        checkpoints.restore_latest(build_gan(first.replace(ema_decay=0.9)), os.path.join(out, "checkpoints"),
+                                   log=quiet)
 
 
 def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
@@ -104,17 +106,17 @@ def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
         f.truncate(100)
     messages = []
     gan = build_gan(config)
-    assert cb.restore_latest(gan, os.path.join(out, "checkpoints"), log=messages.append) == 1
+    assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=messages.append) == 1
     assert "epoch-0002.npz is unreadable" in messages[0]
     assert os.path.exists(newest + ".bad") and not os.path.exists(newest)
     # The last two are kept; a save below newer checkpoints (a restart) removes those newer ones.
     def kept():
-        return [os.path.basename(p) for p in cb.list_checkpoints(os.path.join(out, "checkpoints"))]
-    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
+        return [os.path.basename(p) for p in checkpoints.list_checkpoints(os.path.join(out, "checkpoints"))]
+    checkpoints.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
     assert kept() == ["epoch-0002.npz", "epoch-0001.npz"]
-    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 3)
+    checkpoints.save_checkpoint(gan, os.path.join(out, "checkpoints"), 3)
     assert kept() == ["epoch-0003.npz", "epoch-0002.npz"]
-    cb.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
+    checkpoints.save_checkpoint(gan, os.path.join(out, "checkpoints"), 2)
     assert kept() == ["epoch-0002.npz"]
 
 

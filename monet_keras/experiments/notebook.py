@@ -19,15 +19,9 @@ import os
 from monet_keras.accel import runtime
 from monet_keras.config import ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
+from monet_keras.train.run_folder import RunFolder
 
 NOTEBOOK_OUT_DIR = "runs/notebook"  # default run folder off Kaggle
-SCORES_FILE = "scores.json"
-MEMORIZATION_FILE = "memorization_report.png"
-SUBMISSION_FILE = "images.zip"
-DOMAINS_FIGURE = "fig02_images_per_domain.png"
-HISTOGRAMS_FIGURE = "fig03_pixel_histograms.png"
-CURVES_FIGURE = "learning_curves.png"  # written by monet_keras.train.training.train
-EXAMPLES_FIGURE = "fig17_examples.png"
 
 # The built-in demo data: Kaggle's layout and image size, far fewer images.
 DEMO_MONET = 60
@@ -127,10 +121,6 @@ def changed_fields(config):
     return {k: v for k, v in config.to_dict().items() if default[k] != v}
 
 
-def figure_path(config, name):
-    return os.path.join(config.out_dir, name)
-
-
 def show(path):
     """Display a saved PNG in the notebook (or print its path outside IPython)."""
     try:
@@ -152,12 +142,11 @@ def describe_data(config, max_images=100):
     folder = local_data_dir(config)
     counts = describe.count_images(folder)
     print("images per domain: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
-    domains_path = figure_path(config, DOMAINS_FIGURE)
-    plots.images_per_domain(counts, save_path=domains_path)
+    run = RunFolder(config.out_dir)
+    plots.images_per_domain(counts, save_path=run.images_per_domain_png)
     histograms = {d: describe.channel_histograms(folder, d, max_images) for d in counts}
-    histograms_path = figure_path(config, HISTOGRAMS_FIGURE)
-    plots.pixel_histograms(histograms, save_path=histograms_path)
-    return domains_path, histograms_path
+    plots.pixel_histograms(histograms, save_path=run.pixel_histograms_png)
+    return run.images_per_domain_png, run.pixel_histograms_png
 
 
 def example_translations(config, generator_path, count=6):
@@ -171,7 +160,7 @@ def example_translations(config, generator_path, count=6):
     files = data.find_domain(local_data_dir(config), "photo")
     photos = data.first_images(files, config.image_size, count, skip=data.skip_keys(files, config.skip_corrupt))
     fakes = generator(photos, training=False)
-    path = figure_path(config, EXAMPLES_FIGURE)
+    path = RunFolder(config.out_dir).examples_png
     plots.translation_grid(keras.ops.convert_to_numpy(photos), keras.ops.convert_to_numpy(fakes),
                            title=f"{config.variant}: photo -> Monet", save_path=path)
     return path
@@ -186,7 +175,7 @@ def write_images_zip(config, generator_path):
     from monet_keras.submit import translate
     from monet_keras.submit import zipcheck
 
-    path = figure_path(config, SUBMISSION_FILE)
+    path = RunFolder(config.out_dir).images_zip
     report = translate.write_submission(generator_path, local_data_dir(config), path, quality=config.jpeg_quality)
     print(report.summary())
     allow_small = report.count < zipcheck.MIN_COUNT
@@ -243,13 +232,10 @@ def heldout_paintings(config):
     import numpy as np
 
     from monet_keras import data
-    from monet_keras.train.training import HOLDOUT_FILE
 
-    path = figure_path(config, HOLDOUT_FILE)
-    if config.holdout_monet <= 0 or not os.path.exists(path):
+    names = set(RunFolder(config.out_dir).holdout_names())
+    if config.holdout_monet <= 0 or not names:
         return None
-    with open(path, encoding="utf-8") as f:
-        names = {line.strip() for line in f if line.strip()}
     files = data.find_domain(local_data_dir(config), "monet")
     return np.stack([image for name, image in data.load_images(files, with_names=True).as_numpy_iterator()
                      if name.decode("utf-8") in names])
@@ -267,6 +253,7 @@ def evaluate_run(config, generated, extractor=None):
     from monet_keras.evaluate import metrics
 
     extractor = extractor or pick_extractor()
+    run = RunFolder(config.out_dir)
     real = heldout_paintings(config)
     if real is None:
         real = local_data_dir(config)
@@ -274,7 +261,6 @@ def evaluate_run(config, generated, extractor=None):
     else:
         print(f"real paintings: the {len(real)} held out of training")
     scores = metrics.evaluate(generated, real, extractor,
-                              json_path=figure_path(config, SCORES_FILE),
-                              report_path=figure_path(config, MEMORIZATION_FILE), verbose=0)
+                              json_path=run.scores_json, report_path=run.memorization_report_png, verbose=0)
     print(metrics.format_scores(scores))
     return scores

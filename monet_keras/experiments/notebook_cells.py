@@ -84,9 +84,11 @@ print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.
 from monet_keras.experiments import notebook as nb
 from monet_keras.accel import runtime
 from monet_keras.train import training
+from monet_keras.train.run_folder import RunFolder
 
 strategy = runtime.pick_strategy()
 config = nb.config_from_namespace(globals(), strategy)
+run = RunFolder(config.out_dir)
 print(f"variant {config.variant}; differs from the default Os model in: {nb.changed_fields(config)}")"""),
     ("markdown", """\
 ## Data description
@@ -115,7 +117,7 @@ print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; gene
 Adversarial losses of both generators and both discriminators, and the cycle-consistency loss,
 per epoch (report Fig. 16 a-e), from the run's `history.csv`."""),
     ("code", """\
-nb.show(nb.figure_path(config, nb.CURVES_FIGURE))"""),
+nb.show(run.learning_curves_png)"""),
     ("markdown", """\
 ## Examples
 
@@ -132,9 +134,9 @@ input in invisible noise reconstructs well without the noise and badly with it."
     ("code", """\
 from monet_keras.figures import self_adversarial
 
-check = self_adversarial.write_figures(config.out_dir, config.data_dir)
-for name in ("augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
-    nb.show(nb.figure_path(config, name))"""),
+check = self_adversarial.write_figures(run.path, config.data_dir)
+for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png):
+    nb.show(png)"""),
     ("markdown", """\
 ## Submission
 
@@ -154,13 +156,13 @@ pretrained InceptionV3 weights a stand-in extractor is used and the numbers are 
 if config.evaluate:
     generated = images_zip or nb.translated_photos(config, result.generator_path)
     scores = nb.evaluate_run(config, generated)
-    nb.show(nb.figure_path(config, nb.MEMORIZATION_FILE))"""),
+    nb.show(run.memorization_report_png)"""),
     ("markdown", """\
 ## Outputs
 
 Everything this run left in its folder."""),
     ("code", """\
-for name in sorted(os.listdir(config.out_dir)):
+for name in sorted(os.listdir(run.path)):
     print(name)"""),
 ]
 

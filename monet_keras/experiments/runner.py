@@ -42,11 +42,9 @@ from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
 from monet_keras.experiments import notebook_cells
 from monet_keras.experiments.runlock import runs_dir_lock
+from monet_keras.train.run_folder import RunFolder
 
 KERNEL_NAME = "monet-keras-python"
-RESULT_FILE = "result.json"
-EXECUTED_NOTEBOOK = notebook_cells.NOTEBOOK_NAME
-LOG_FILE = "papermill.log"
 RUNNING = "running"  # result.json status while a variant runs; read back later, it means interrupted
 
 # The founding report's Kaggle MiFID per variant (lower is better).
@@ -168,9 +166,8 @@ def notebook_error(executed, log_path=None):
 
 
 def read_result(run_dir):
-    path = os.path.join(run_dir, RESULT_FILE)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(RunFolder(run_dir).result_json, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -190,46 +187,38 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
     if force and os.path.isdir(run_dir):
         shutil.rmtree(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    executed = os.path.join(run_dir, EXECUTED_NOTEBOOK)
-    log_path = os.path.join(run_dir, LOG_FILE)
+    run = RunFolder(run_dir)
+    executed, log_path = run.notebook_ipynb, run.papermill_log
     if previous and previous.get("status") == RUNNING and not force:
         log(f"{name}: its previous run was interrupted; running it again (it resumes from its last checkpoint)")
     log(f"{name}: running the notebook into {run_dir} (log: {log_path})")
     running = {"variant": name, "status": RUNNING, "parameters": parameters, "notebook": executed, "error": ""}
-    write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(running, indent=2) + "\n")
+    write_text(run.result_json, json.dumps(running, indent=2) + "\n")
     start = time.time()
     status = execute_notebook(notebook, executed, parameters, env, log_path, timeout)
     seconds = time.time() - start
     result = {"variant": name, "status": "ok" if status == 0 else "failed", "wall_seconds": round(seconds, 1),
               "parameters": parameters, "notebook": executed,
               "error": "" if status == 0 else notebook_error(executed, log_path)}
-    write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(result, indent=2) + "\n")
+    write_text(run.result_json, json.dumps(result, indent=2) + "\n")
     log(f"{name}: {result['status']} in {seconds:.0f} s" + (f": {result['error']}" if result["error"] else ""))
     return result
 
 
 # --- the results table ----------------------------------------------------------------------
 
-def _last_history_row(run_dir):
-    from monet_keras.train.callbacks import read_history
-
-    history = read_history(os.path.join(run_dir, "history.csv"))
-    return history[-1] if history else {}
-
-
 def result_row(run_dir):
     """One row of the results table from a variant's folder (None if it was never run)."""
-    from monet_keras.experiments.notebook import SCORES_FILE
-
     result = read_result(run_dir)
     if result is None:
         return None
+    run = RunFolder(run_dir)
     scores = {}
-    scores_path = os.path.join(run_dir, SCORES_FILE)
-    if result["status"] == "ok" and os.path.exists(scores_path):
-        with open(scores_path, encoding="utf-8") as f:
+    if result["status"] == "ok" and os.path.exists(run.scores_json):
+        with open(run.scores_json, encoding="utf-8") as f:
             scores = json.load(f)
-    last = _last_history_row(run_dir) if result["status"] == "ok" else {}
+    history = run.read_history() if result["status"] == "ok" else []
+    last = history[-1] if history else {}
     row = {column: "" for column in COLUMNS}
     status = "interrupted" if result["status"] == RUNNING else result["status"]  # the batch holds the lock
     row.update(variant=result["variant"], status=status, error=result.get("error", ""),
@@ -351,7 +340,7 @@ def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, no
                 os.makedirs(run_dir, exist_ok=True)
                 outcomes[name] = {"variant": name, "status": "failed", "error": str(e), "wall_seconds": 0.0,
                                   "parameters": {k: str(v) for k, v in overrides.items()}}
-                write_text(os.path.join(run_dir, RESULT_FILE), json.dumps(outcomes[name], indent=2) + "\n")
+                write_text(RunFolder(run_dir).result_json, json.dumps(outcomes[name], indent=2) + "\n")
                 log(f"{name}: failed before running: {e}")
                 continue
             outcomes[name] = run_variant(name, values, run_dir, env, notebook, force, timeout, log)
@@ -369,11 +358,11 @@ def _run_cli(args):
     runs_dir = os.path.abspath(args.out)
     print(f"results: {os.path.join(runs_dir, 'results.md')} (local estimates, not Kaggle scores)")
     failed = [name for name, outcome in outcomes.items() if outcome["status"] == "failed"]
-    if failed:
-        print(f"failed: {', '.join(failed)} (see each run folder's {LOG_FILE} and {EXECUTED_NOTEBOOK})",
-              file=sys.stderr)
-        return 1
-    return 0
+    for name in failed:
+        run = RunFolder(os.path.join(runs_dir, folder_name(name)))
+        record = run.papermill_log if os.path.exists(run.papermill_log) else run.result_json
+        print(f"failed: {name} (see {record})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def register_cli(subparsers):

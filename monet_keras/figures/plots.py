@@ -61,7 +61,7 @@ def translation_grid(photos, fakes, title=None, save_path=None, labels=("photo",
 def learning_curves(history, save_path=None):
     """Generator, discriminator and cycle losses per epoch (report Fig. 16 a-e).
 
-    ``history``: rows as returned by :func:`monet_keras.train.callbacks.read_history`.
+    ``history``: rows as returned by :func:`monet_keras.train.run_folder.read_history`.
     """
     figure = new_figure(16, 3.2)
     axes = figure.subplots(1, len(CURVES))

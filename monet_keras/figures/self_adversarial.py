@@ -10,7 +10,6 @@ mean L1 error of each reconstruction (images in [-1, 1]) and their gap.
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
@@ -20,8 +19,7 @@ from monet_keras.figures import augmentation
 from monet_keras.model import augment
 from monet_keras.figures import plots
 from tfrecords_tools.atomic import write_text
-from monet_keras.config import ExperimentConfig
-from monet_keras.train.training import GENERATOR_FILE, PHOTO_GENERATOR_FILE
+from monet_keras.train.run_folder import RunFolder
 
 
 @dataclasses.dataclass
@@ -100,7 +98,8 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
     Uses the run's ``config.json`` (image size, augmentation strengths) and its two saved
     generators; images come from ``data_dir`` (default: the run's data folder).
     """
-    config = ExperimentConfig.load(os.path.join(run_dir, "config.json"))
+    run = RunFolder(run_dir)
+    config = run.read_config()
     data_dir = data_dir or config.data_dir
     size = config.image_size
 
@@ -111,16 +110,14 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
     photos, monets = first("photo"), first("monet")
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,
                                         seed=config.seed)
-    written = [os.path.join(run_dir, "augmentation_examples.png"), os.path.join(run_dir, "diffaugment_examples.png"),
-               os.path.join(run_dir, "self_adversarial_check.png")]
+    written = [run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png]
     augmentation.augmentation_examples(photos, augmenter, n=count, save_path=written[0])
     augmentation.diffaugment_examples(photos, seed=config.seed, save_path=written[1])
     load = keras.saving.load_model
-    result, _ = self_adversarial_check(load(os.path.join(run_dir, GENERATOR_FILE)),
-                                       load(os.path.join(run_dir, PHOTO_GENERATOR_FILE)), photos, monets,
-                                       save_path=written[2])
+    result, _ = self_adversarial_check(load(run.monet_generator_keras), load(run.photo_generator_keras),
+                                       photos, monets, save_path=written[2])
     summary = {**dataclasses.asdict(result), "photo_gap": result.photo_gap, "monet_gap": result.monet_gap}
-    write_text(os.path.join(run_dir, "self_adversarial_check.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(run.self_adversarial_check_json, json.dumps(summary, indent=2) + "\n")
     log(f"self-adversarial check (noise {result.noise_std}): photo cycle L1 {result.photo_l1:.4f} -> "
         f"{result.photo_l1_noisy:.4f}, Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
     for path in written:

@@ -1,145 +1,24 @@
-"""Training callbacks and checkpoints: history.csv, sample grids, resume, LR schedule, NaN guard.
+"""Training callbacks: history.csv, sample grids, LR schedule, NaN guard (checkpoints: :mod:`.checkpoints`).
 
-Everything a run writes goes into its RUN_DIR, atomically (temporary name, then rename):
+Everything a run writes goes into its RUN_DIR (:mod:`.run_folder`), atomically (temporary name, then rename):
 
 - ``history.csv``: one row per finished epoch (1-based ``epoch``, every loss, learning rate,
   seconds). Written *before* the epoch's checkpoint, and trimmed to the checkpoint's epoch on
   resume, so every epoch appears exactly once.
 - ``samples/epoch_NNN.png``: a fixed set of photos and their Monet translation.
-- ``checkpoints/epoch-NNNN.npz``: all four networks and all four optimizers (slots, step count,
-  learning rate), the last ``keep`` of them. If the newest cannot be read, the previous one is used.
 """
 
-import csv
-import glob
-import io
 import math
-import os
-import re
 import time
-import zipfile
 
 import keras
-import numpy as np
 
-from monet_keras.figures import plots
-from tfrecords_tools.atomic import atomic_path, write_text
 from monet_keras.errors import MonetKerasError
-
-CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.npz$")
-
-
-# --- checkpoints ----------------------------------------------------------------------------
-
-def _checkpoint_arrays(gan):
-    arrays = {}
-    for i, (network, optimizer) in enumerate(gan.networks_and_optimizers):
-        for j, variable in enumerate(network.weights):
-            arrays[f"net{i}/{j}"] = keras.ops.convert_to_numpy(variable)
-        for j, variable in enumerate(optimizer.variables):
-            arrays[f"opt{i}/{j}"] = keras.ops.convert_to_numpy(variable)
-    return arrays
+from monet_keras.figures import plots
+from monet_keras.train.run_folder import read_history, write_history
 
 
-def save_checkpoint(gan, directory, epoch, keep=2):
-    """Write ``epoch-NNNN.npz`` atomically and delete all but the newest ``keep``."""
-    os.makedirs(directory, exist_ok=True)
-    arrays = _checkpoint_arrays(gan)
-    arrays["epoch"] = np.array(epoch, dtype=np.int64)
-    path = os.path.join(directory, f"epoch-{epoch:04d}.npz")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-    # Keep the newest `keep` up to this epoch; later ones belong to an abandoned timeline.
-    found = list_checkpoints(directory)
-    older = [p for p in found if _epoch_of(p) < epoch]
-    newer = [p for p in found if _epoch_of(p) > epoch]
-    for old in newer + older[keep - 1:]:
-        os.remove(old)
-    return path
-
-
-def _epoch_of(path):
-    return int(CHECKPOINT_PATTERN.match(os.path.basename(path)).group(1))
-
-
-def list_checkpoints(directory):
-    """Checkpoint files, newest first."""
-    found = [p for p in glob.glob(os.path.join(directory, "epoch-*.npz"))
-             if CHECKPOINT_PATTERN.match(os.path.basename(p))]
-    return sorted(found, reverse=True)
-
-
-class _OtherModel(Exception):
-    """The checkpoint is readable but holds a different model or optimizer state."""
-
-
-def _restore(gan, path):
-    with np.load(path) as data:
-        arrays = {key: data[key] for key in data.files}
-    expected = _checkpoint_arrays(gan)
-    differ = sorted(set(expected) ^ (set(arrays) - {"epoch"}))
-    if differ:
-        raise _OtherModel(f"{len(differ)} arrays differ in name (e.g. {differ[0]})")
-    for key, value in expected.items():
-        if arrays[key].shape != value.shape:
-            raise _OtherModel(f"{key} has shape {arrays[key].shape}, the model expects {value.shape}")
-    for i, (network, optimizer) in enumerate(gan.networks_and_optimizers):
-        for j, variable in enumerate(network.weights):
-            variable.assign(arrays[f"net{i}/{j}"])
-        for j, variable in enumerate(optimizer.variables):
-            variable.assign(arrays[f"opt{i}/{j}"])
-    return int(arrays["epoch"])
-
-
-def restore_latest(gan, directory, log=print):
-    """Restore the newest readable checkpoint; return its epoch (0 when there is none).
-
-    An unreadable checkpoint (truncated, corrupt) is reported, renamed to ``*.bad`` (so later
-    saves never mix with it) and the previous one used. A checkpoint of a different model or
-    optimizer (names or shapes differ) is a user error.
-    """
-    gan.build_optimizers()
-    for path in list_checkpoints(directory):
-        try:
-            return _restore(gan, path)
-        except _OtherModel as e:
-            raise MonetKerasError(f"checkpoint {path} belongs to a different model: {e}; "
-                                  f"use another output folder") from None
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
-            os.replace(path, path + ".bad")
-            log(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
-                f"kept as {os.path.basename(path)}.bad, trying the previous one")
-    return 0
-
-
-# --- history ---------------------------------------------------------------------------------
-
-def read_history(path):
-    """history.csv as a list of dicts with float values (``epoch`` as int)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
-
-
-def _write_history(path, rows):
-    if not rows:
-        if os.path.exists(path):
-            os.remove(path)
-        return
-    columns = list(rows[0])
-    for row in rows[1:]:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buffer.getvalue())
-
+# --- history and samples ------------------------------------------------------------------
 
 class HistoryCSV(keras.callbacks.Callback):
     """Append one row per finished epoch to ``path``, keeping rows of earlier, resumed epochs."""
@@ -148,7 +27,7 @@ class HistoryCSV(keras.callbacks.Callback):
         super().__init__()
         self.path = path
         self.rows = [r for r in read_history(path) if r["epoch"] <= initial_epoch]
-        _write_history(path, self.rows)
+        write_history(path, self.rows)
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -161,34 +40,23 @@ class HistoryCSV(keras.callbacks.Callback):
         row["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row["seconds"] = round(time.time() - self._start, 3)
         self.rows.append(row)
-        _write_history(self.path, self.rows)
-
-
-class Checkpoint(keras.callbacks.Callback):
-    """Save a checkpoint after every epoch (after history.csv has its row)."""
-
-    def __init__(self, directory, keep=2):
-        super().__init__()
-        self.directory = directory
-        self.keep = keep
-
-    def on_epoch_end(self, epoch, logs=None):
-        save_checkpoint(self.model, self.directory, epoch + 1, keep=self.keep)
+        write_history(self.path, self.rows)
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """After each epoch, save the fixed ``photos`` and their translation as a PNG."""
+    """After each epoch, save the fixed ``photos`` and their translation as the PNG ``path_of(epoch)``
+    (1-based epoch)."""
 
-    def __init__(self, photos, directory):
+    def __init__(self, photos, path_of):
         super().__init__()
         self.photos = photos
-        self.directory = directory
+        self.path_of = path_of
 
     def on_epoch_end(self, epoch, logs=None):
         fakes = keras.ops.convert_to_numpy(self.model.monet_generator(self.photos, training=False))
         plots.translation_grid(keras.ops.convert_to_numpy(self.photos), fakes,
                                title=f"photo -> Monet, epoch {epoch + 1}",
-                               save_path=os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+                               save_path=self.path_of(epoch + 1))
 
 
 # --- learning rate and numerical safety --------------------------------------------------------

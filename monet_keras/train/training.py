@@ -1,9 +1,10 @@
 """One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; and the ``train`` CLI.
 
-RUN_DIR receives ``config.json``, ``history.csv``, ``samples/``, ``checkpoints/``,
-``learning_curves.png`` and ``monet_generator.keras`` (plain Keras layers only, so it loads with
-``keras.saving.load_model`` without this package). Running again on the same RUN_DIR resumes
-from the last finished epoch with model and optimizer state.
+RUN_DIR (:class:`~monet_keras.train.run_folder.RunFolder`) receives ``config.json``,
+``history.csv``, ``samples/``, ``checkpoints/``, ``learning_curves.png``, ``monet_generator.keras``
+(plain Keras layers only, so it loads with ``keras.saving.load_model`` without this package) and
+``photo_generator.keras``. Running again on the same RUN_DIR resumes from the last finished
+epoch with model and optimizer state.
 """
 
 import dataclasses
@@ -22,11 +23,10 @@ from monet_keras.model import augment, networks
 from monet_keras.model.cyclegan import CycleGAN
 from monet_keras.model.image_pool import ImagePool
 from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
+from monet_keras.train.run_folder import RunFolder
 from tfrecords_tools.atomic import atomic_path, write_text
 
-GENERATOR_FILE = "monet_generator.keras"
-PHOTO_GENERATOR_FILE = "photo_generator.keras"  # Monet -> photo, for the self-adversarial check
-HOLDOUT_FILE = "holdout_monet.txt"  # names of the Monet paintings kept out of training, one a line
 SAMPLE_COUNT = 4
 
 # Fields a resumed run may change; every other field defines the experiment and must match.
@@ -141,15 +141,14 @@ def _save_float32(weights, config, name, path):
     return path
 
 
-def _check_resumable(run_dir, config):
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
+def _check_resumable(run, config):
+    if not os.path.exists(run.config_json):
         return
-    previous = ExperimentConfig.load(path)
+    previous = run.read_config()
     for field in previous.to_dict():
         if field not in _RESUME_MAY_CHANGE and getattr(previous, field) != getattr(config, field):
             raise MonetKerasError(
-                f"{run_dir} holds a run with {field}={getattr(previous, field)!r}, not {getattr(config, field)!r}; "
+                f"{run.path} holds a run with {field}={getattr(previous, field)!r}, not {getattr(config, field)!r}; "
                 f"use another --out or the same settings to resume")
 
 
@@ -157,9 +156,9 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one."""
     config.validate()
     start = time.time()
-    run_dir = config.out_dir
-    os.makedirs(run_dir, exist_ok=True)
-    _check_resumable(run_dir, config)
+    run = RunFolder(config.out_dir)
+    os.makedirs(run.path, exist_ok=True)
+    _check_resumable(run, config)
     keras.utils.set_random_seed(config.seed)
     strategy = strategy or runtime.pick_strategy(verbose=False)
     speed = policy.resolve(strategy, config.precision)
@@ -171,17 +170,15 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
         f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
-    write_text(os.path.join(run_dir, "config.json"), config.to_json())
+    write_text(run.config_json, config.to_json())
     if train_data.holdout_names:
-        write_text(os.path.join(run_dir, HOLDOUT_FILE), "\n".join(train_data.holdout_names) + "\n")
+        run.write_holdout_names(train_data.holdout_names)
 
     gan = build_gan(config, strategy, speed)
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    initial_epoch = cb.restore_latest(gan, checkpoint_dir, log=log)
+    initial_epoch = checkpoints.restore_latest(gan, run.checkpoints_dir, log=log)
     if initial_epoch:
-        log(f"resuming {run_dir} from epoch {initial_epoch} of {config.epochs} "
+        log(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
             f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
-    history_path = os.path.join(run_dir, "history.csv")
 
     epochs_trained = 0
     if initial_epoch < config.epochs:
@@ -189,9 +186,9 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
         callbacks = [
             cb.StopOnNonFinite(train_data.steps_per_epoch),
             cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),
-            cb.HistoryCSV(history_path, initial_epoch),
-            cb.SampleGrid(photos, os.path.join(run_dir, "samples")),
-            cb.Checkpoint(checkpoint_dir),
+            cb.HistoryCSV(run.history_csv, initial_epoch),
+            cb.SampleGrid(photos, run.sample_png),
+            checkpoints.Checkpoint(run.checkpoints_dir),
         ]
         # A finite dataset is re-iterated (and so reshuffled) every epoch only when fit is not
         # given steps_per_epoch; a fixed steps_per_epoch comes with an endless dataset.
@@ -199,15 +196,15 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
                 steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
         epochs_trained = config.epochs - initial_epoch
     else:
-        log(f"{run_dir} already finished {initial_epoch} epochs; nothing to train")
+        log(f"{run.path} already finished {initial_epoch} epochs; nothing to train")
 
-    history = cb.read_history(history_path)
+    history = run.read_history()
     if history:
-        plots.learning_curves(history, save_path=os.path.join(run_dir, "learning_curves.png"))
-    generator_path = save_generator(gan, config, os.path.join(run_dir, GENERATOR_FILE))
-    save_photo_generator(gan, config, os.path.join(run_dir, PHOTO_GENERATOR_FILE))
+        plots.learning_curves(history, save_path=run.learning_curves_png)
+    generator_path = save_generator(gan, config, run.monet_generator_keras)
+    save_photo_generator(gan, config, run.photo_generator_keras)
     log(f"saved {generator_path}")
-    return RunResult(run_dir, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
+    return RunResult(run.path, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
 
 
 # --- CLI ------------------------------------------------------------------------------------
