@@ -10,7 +10,6 @@ import json
 import os
 from typing import Optional
 
-from monet_keras.model.diffaugment import parse_policy
 from monet_keras.errors import MonetKerasError
 
 SAMPLINGS = ("over", "under")
@@ -116,6 +115,9 @@ class ExperimentConfig:
             bad("aug_rotation", "expected 0 <= fraction of a turn <= 0.5")
         if not 1 <= self.jpeg_quality <= 100:
             bad("jpeg_quality", "expected 1..100")
+        # Imported here, not at the top: the CLI reads VARIANTS for --help without loading TensorFlow.
+        from monet_keras.model.diffaugment import parse_policy
+
         parse_policy(self.diffaugment)
         return self
 

@@ -42,7 +42,7 @@ def runner_argv(data_dir, runs_dir, variants=VARIANTS):
 
 @pytest.fixture(scope="session")
 def experiment_runs(tmp_path_factory):
-    from monet_keras.__main__ import main
+    from monet_keras.cli import main
     from tfrecords_tools.demo import make_demo
 
     root = tmp_path_factory.mktemp("experiments")

@@ -12,7 +12,7 @@ import pytest
 import monet_keras
 from monet_keras.experiments import notebook_cells
 from monet_keras.submit import kaggle_package as kp
-from monet_keras.__main__ import main
+from monet_keras.cli import main
 from monet_keras.errors import MonetKerasError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from monet_keras import __main__ as cli
+from monet_keras import cli
 from monet_keras.submit import translate
 from monet_keras.submit import zipcheck
 from monet_keras.errors import MonetKerasError

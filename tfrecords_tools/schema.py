@@ -8,19 +8,19 @@ Every record is a ``tf.train.Example`` with three bytes features:
 
 File names follow ``{domain}NN-COUNT.tfrec`` inside ``{domain}_tfrec/`` (e.g.
 ``monet_tfrec/monet00-60.tfrec``); the JPEG copies live in ``{domain}_jpg/NAME.jpg``.
+
+TensorFlow is imported by the functions that read or write records, not by this module, so
+the names and layout here (and checks of JPEG folders) need no TensorFlow.
 """
 
 import re
 
-import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 FEATURES = ("image_name", "image", "target")
 DOMAINS = ("monet", "photo")
 KAGGLE_SIZE = 256
 KAGGLE_SHARDS = {"monet": 5, "photo": 20}  # files per domain in the competition data
-
-FEATURE_SPEC = {name: tf.io.FixedLenFeature([], tf.string) for name in FEATURES}
 
 SHARD_PATTERN = re.compile(r"^(?P<domain>[a-z]+)(?P<index>\d+)-(?P<count>\d+)\.tfrec$")
 TFREC_SUFFIX = ".tfrec"
@@ -54,6 +54,8 @@ def shard_sizes(n_records: int, n_shards: int):
 
 def encode_example(image_name: str, jpeg_bytes: bytes, target: str) -> bytes:
     """One serialized ``tf.train.Example`` in the Kaggle schema."""
+    import tensorflow as tf
+
     def feature(value: bytes):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
@@ -67,10 +69,15 @@ def encode_example(image_name: str, jpeg_bytes: bytes, target: str) -> bytes:
 
 def parse_example(serialized):
     """Graph-mode parse of one record into a dict of three scalar string tensors."""
-    return tf.io.parse_single_example(serialized, FEATURE_SPEC)
+    import tensorflow as tf
+
+    spec = {name: tf.io.FixedLenFeature([], tf.string) for name in FEATURES}
+    return tf.io.parse_single_example(serialized, spec)
 
 
 def _parse_proto(serialized: bytes):
+    import tensorflow as tf
+
     example = tf.train.Example()
     try:
         example.ParseFromString(serialized)

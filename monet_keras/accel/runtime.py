@@ -3,7 +3,6 @@
 import glob
 import os
 
-import keras
 import tensorflow as tf
 
 from monet_keras.errors import MonetKerasError

@@ -346,38 +346,3 @@ def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, no
             outcomes[name] = run_variant(name, values, run_dir, env, notebook, force, timeout, log)
     write_results(runs_dir, data_dir)
     return outcomes
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-def _run_cli(args):
-    variants = parse_variants(args.variants)
-    common, per_variant = parse_parameters(args.parameter or [], variants)
-    outcomes = run_experiments(args.data, args.out, variants, common, per_variant, force=args.force,
-                               timeout=args.timeout)
-    runs_dir = os.path.abspath(args.out)
-    print(f"results: {os.path.join(runs_dir, 'results.md')} (local estimates, not Kaggle scores)")
-    failed = [name for name, outcome in outcomes.items() if outcome["status"] == "failed"]
-    for name in failed:
-        run = RunFolder(os.path.join(runs_dir, folder_name(name)))
-        record = run.papermill_log if os.path.exists(run.papermill_log) else run.result_json
-        print(f"failed: {name} (see {record})", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser(
-        "experiments", help="run the notebook once per variant with papermill and tabulate the results",
-        description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook and run "
-                    "folder each), then write RUNS_DIR/results.csv, results.md and results.png. Exit status 1 "
-                    "if any variant failed.")
-    parser.add_argument("--data", required=True, help="Kaggle-layout data folder")
-    parser.add_argument("--out", required=True, help="folder for the run folders and the results")
-    parser.add_argument("--variants", default="all", help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                        help="a notebook parameter (an ExperimentConfig field) for every variant, e.g. "
-                             "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 (repeatable)")
-    parser.add_argument("--force", action="store_true",
-                        help="delete and rerun variants that already finished with the same parameters")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell (default: none)")
-    parser.set_defaults(func=_run_cli)

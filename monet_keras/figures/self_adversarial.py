@@ -123,11 +123,3 @@ def write_figures(run_dir, data_dir=None, count=4, log=print):
     for path in written:
         log(f"wrote {path}")
     return result
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser("figures", help="write the report's diagnostic figures for a run",
-                                   description=write_figures.__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a finished RUN_DIR")
-    parser.add_argument("--data", help="data folder (default: the run's)")
-    parser.set_defaults(func=lambda args: (write_figures(args.run, args.data), 0)[1])

@@ -141,28 +141,3 @@ def build_package(out_dir, dataset_id, title="monet-keras library", kernel_title
                                title=kernel_title)
     write_text(os.path.join(kernel_dir, "kernel-metadata.json"), json.dumps(metadata, indent=2) + "\n")
     return dataset_dir, kernel_dir
-
-
-def _run_cli(args):
-    dataset_dir, kernel_dir = build_package(args.out_dir, args.id, args.title, args.kernel_title, args.license,
-                                            args.force)
-    print(f"library dataset: {dataset_dir}")
-    print(f"  first upload:  kaggle datasets create -p {dataset_dir}")
-    print(f"  new version:   kaggle datasets version -p {dataset_dir} -m \"update monet_keras\"")
-    print(f"notebook: {kernel_dir}")
-    print(f"  upload and run: kaggle kernels push -p {kernel_dir}")
-    return 0
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser(
-        "package-kaggle", help="build Kaggle upload folders: the library as a dataset, and the notebook",
-        description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", help="folder to write dataset/ and kernel/ into")
-    parser.add_argument("--id", required=True, help="the dataset's Kaggle id, OWNER/slug (e.g. jane/monet-keras)")
-    parser.add_argument("--title", default="monet-keras library", help="the dataset's title")
-    parser.add_argument("--kernel-title", default="Monet CycleGAN",
-                        help="the notebook's title on Kaggle (its id is OWNER/<title as slug>)")
-    parser.add_argument("--license", default="other", help="license name in dataset-metadata.json (default other)")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    parser.set_defaults(func=_run_cli)

@@ -31,7 +31,6 @@ import tensorflow as tf
 from PIL import Image
 
 from monet_keras import data
-from monet_keras.submit import zipcheck
 from tfrecords_tools.atomic import atomic_path
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
@@ -215,35 +214,3 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
         bar.update(written, finalize=True)
     seconds = time.time() - start
     return SubmissionReport(out_zip, written, seconds, size, batch_size, quality, os.path.getsize(out_zip))
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-def _run_translate(args):
-    min_count, max_count = zipcheck.count_range(args.allow_small)
-    if args.allow_small:
-        zipcheck.note_allow_small(min_count, max_count)
-    expected = count_photos(data.find_images(args.photos, "photo"))
-    if expected is not None and not min_count <= expected <= max_count:
-        raise MonetKerasError(f"{args.photos} holds {expected} photos; Kaggle needs {min_count:,}-{max_count:,} images "
-                              f"(--allow-small accepts fewer, for demo data)")
-    result = write_submission(args.generator, args.photos, args.out, batch_size=args.batch_size,
-                              quality=args.quality, image_size=args.image_size)
-    print(result.summary())
-    return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count), min_count, max_count)
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser("translate", help="translate photos with a saved generator into images.zip",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("--generator", required=True, help="the saved generator (.keras)")
-    parser.add_argument("--photos", required=True,
-                        help="Kaggle-layout folder (photo_tfrec/ or photo_jpg/), a folder of JPEGs or .tfrec files")
-    parser.add_argument("--out", default="images.zip", help="the zip to write (default images.zip)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, dest="batch_size")
-    parser.add_argument("--quality", type=int, default=DEFAULT_QUALITY, help="JPEG quality 1-100 (default 95)")
-    parser.add_argument("--image-size", type=int, dest="image_size",
-                        help="input size, only for a generator without a fixed one")
-    parser.add_argument("--allow-small", action="store_true",
-                        help=f"accept fewer than {zipcheck.MIN_COUNT:,} photos (demo data); says so")
-    parser.set_defaults(func=_run_translate)

@@ -136,21 +136,3 @@ def report(path, problems, min_count, max_count, print_fn=print):
 def note_allow_small(min_count, max_count, print_fn=print):
     print_fn(f"note: --allow-small: accepting {min_count:,}-{max_count:,} images for demo data; "
              f"Kaggle itself requires {MIN_COUNT:,}-{MAX_COUNT:,}")
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-def _run_validate(args):
-    min_count, max_count = count_range(args.allow_small)
-    if args.allow_small:
-        note_allow_small(min_count, max_count)
-    return report(args.zip, validate_zip(args.zip, min_count, max_count), min_count, max_count)
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser("validate-zip", help="check images.zip against the competition's rules",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("zip", help="the images.zip to check")
-    parser.add_argument("--allow-small", action="store_true",
-                        help=f"accept fewer than {MIN_COUNT:,} images (demo data); says so")
-    parser.set_defaults(func=_run_validate)

@@ -1,4 +1,4 @@
-"""One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; and the ``train`` CLI.
+"""One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable.
 
 RUN_DIR (:class:`~monet_keras.train.run_folder.RunFolder`) receives ``config.json``,
 ``history.csv``, ``samples/``, ``checkpoints/``, ``learning_curves.png``, ``monet_generator.keras``
@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from monet_keras import data
 from monet_keras.accel import fused_adam, malloc, policy, runtime
-from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
 from monet_keras.figures import plots
 from monet_keras.model import augment, networks
@@ -205,61 +205,3 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     save_photo_generator(gan, config, run.photo_generator_keras)
     log(f"saved {generator_path}")
     return RunResult(run.path, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-def config_from_args(args) -> ExperimentConfig:
-    """The variant, then ``--config`` file values, then explicit flags, then ``--set`` pairs."""
-    overrides = {}
-    if args.config:
-        overrides.update(ExperimentConfig.load(args.config).to_dict())
-        overrides.pop("variant", None)
-    for field in ("image_size", "epochs", "batch_size", "base_filters", "seed", "steps_per_epoch"):
-        value = getattr(args, field)
-        if value is not None:
-            overrides[field] = value
-    if args.skip_corrupt:
-        overrides["skip_corrupt"] = True
-    if args.data:
-        overrides["data_dir"] = args.data
-    if args.out:
-        overrides["out_dir"] = args.out
-    config = variant(args.variant).replace(**overrides).with_overrides(args.set or [])
-    if not config.data_dir:
-        found = runtime.find_data_dir()
-        if found is None:
-            raise MonetKerasError("no --data given and no Kaggle data at " + runtime.KAGGLE_INPUT)
-        config = config.replace(data_dir=found)
-    return config.validate()
-
-
-def add_config_arguments(parser):
-    parser.add_argument("--variant", default="Os", choices=list(VARIANTS), help="the report's model (default Os)")
-    parser.add_argument("--config", help="a config.json to start from (e.g. a previous run's)")
-    parser.add_argument("--image-size", type=int, dest="image_size")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int, dest="batch_size")
-    parser.add_argument("--base-filters", type=int, dest="base_filters")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
-    parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
-                        help="skip (and count) unreadable or odd images instead of stopping before training")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override any ExperimentConfig field, e.g. --set cycle_noise_std=0.08 (repeatable)")
-
-
-def _run_train(args):
-    config = config_from_args(args)
-    result = train(config)
-    print(f"done: {result.epochs_trained} epoch(s) in {result.seconds:.0f} s; outputs in {result.run_dir}")
-    return 0
-
-
-def register_cli(subparsers):
-    parser = subparsers.add_parser("train", help="train a CycleGAN variant on a Kaggle-layout folder",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="Kaggle-layout data folder (default: the Kaggle input folder)")
-    parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
-    add_config_arguments(parser)
-    parser.set_defaults(func=_run_train)
