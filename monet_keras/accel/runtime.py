@@ -1,4 +1,4 @@
-"""Where we run: distribution strategy, precision, seeds and the Kaggle data folder."""
+"""Where we run: distribution strategy, precision and seeds."""
 
 import contextlib
 import ctypes
@@ -8,15 +8,6 @@ import sys
 
 import keras
 import tensorflow as tf
-
-from monet_keras.errors import MonetKerasError
-
-KAGGLE_INPUT = "/kaggle/input/gan-getting-started"
-KAGGLE_WORKING = "/kaggle/working"
-
-
-def on_kaggle():
-    return os.path.isdir("/kaggle/input") or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 
 
 def detect_tpu():
@@ -129,22 +120,3 @@ def set_seed(seed):
     """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)."""
     keras.utils.set_random_seed(int(seed))
 
-
-def find_data_dir(explicit=None, strategy=None):
-    """The competition data: ``explicit`` if given, the Kaggle input folder, or None.
-
-    On a TPU the data must come from GCS: the path from ``KaggleDatasets().get_gcs_path()``.
-    """
-    if explicit:
-        if not (explicit.startswith("gs://") or os.path.isdir(explicit)):
-            raise MonetKerasError(f"data folder not found: {explicit}")
-        return explicit
-    if os.path.isdir(KAGGLE_INPUT):
-        if device_class(strategy) == "tpu":
-            try:
-                from kaggle_datasets import KaggleDatasets  # available on Kaggle only
-                return KaggleDatasets().get_gcs_path("gan-getting-started")
-            except ImportError:
-                pass
-        return KAGGLE_INPUT
-    return None

@@ -265,11 +265,14 @@ def _note(extractor):
 
 
 def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBSET_SIZE,
-             kid_subsets=KID_SUBSETS, seed=0, json_path=None, report_path=None, verbose=1) -> dict:
+             kid_subsets=KID_SUBSETS, seed=0, json_path=None, report_path=None, verbose=1,
+             skip_corrupt=False) -> dict:
     """Score generated images against real Monet paintings; optionally write JSON and a report PNG.
 
     ``generated``: ``images.zip``, a folder, an array or a dataset (see ``features.open_images``).
-    ``real``: a folder of Monet images, or a Kaggle-layout root (``features.monet_images``).
+    ``real``: a folder of Monet images, a Kaggle-layout root (its Monet paintings) or an array.
+    ``skip_corrupt``: leave out the unreadable or odd images of folders and TFRecords (checked
+    first) instead of stopping at the first one.
     ``extractor``: a ``features.FeatureExtractor`` (``inception_extractor()``,
     ``standin_extractor()``) or a callable. Returns :func:`compute_scores`'s dict plus
     ``generated``, ``real``, the extractor's identity (``extractor``, ``weights``, ``image_size``,
@@ -278,8 +281,8 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
     from monet_keras.evaluate import memorization
 
     extractor = feats.as_extractor(extractor)
-    generated_images = feats.open_images(generated)
-    real_images = feats.monet_images(real)
+    generated_images = feats.open_images(generated, skip_corrupt)
+    real_images = feats.open_images(real, skip_corrupt)
     if verbose:
         print(f"extractor: {extractor.label}")
         print(f"generated: {generated_images.description}")
@@ -336,7 +339,8 @@ def _run_cli(args):
     extractor = _extractor_from_args(args)
     scores = evaluate(args.generated, args.real, extractor, batch_size=args.batch_size,
                       kid_subset_size=args.kid_subset_size, kid_subsets=args.kid_subsets, seed=args.seed,
-                      json_path=args.out, report_path=args.report, verbose=0 if args.quiet else 1)
+                      json_path=args.out, report_path=args.report, verbose=0 if args.quiet else 1,
+                      skip_corrupt=args.skip_corrupt)
     print(format_scores(scores))
     for label, path in (("scores", args.out), ("memorization report", args.report)):
         if path:
@@ -352,10 +356,14 @@ def register_cli(subparsers):
                     "KID and the memorization distance. Without pretrained InceptionV3 weights it stops "
                     "with one line, unless --stand-in asks for the stand-in extractor (numbers then "
                     "NOT comparable to Kaggle).")
-    parser.add_argument("--generated", required=True, help="images.zip or a folder of generated images")
+    parser.add_argument("--generated", required=True,
+                        help="images.zip, or a folder of generated JPEGs (or .tfrec files)")
     parser.add_argument("--real", required=True,
-                        help="folder of Monet images, or a Kaggle-layout root "
-                             "(monet_jpg/, else monet_tfrec/)")
+                        help="folder of Monet JPEGs (or .tfrec files), or a Kaggle-layout root "
+                             "(monet_tfrec/, else monet_jpg/)")
+    parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
+                        help="check the images of the --real/--generated folders first and leave out (and count) "
+                             "unreadable or odd ones, as train --skip-corrupt does")
     parser.add_argument("--weights", default=None,
                         help=f"InceptionV3 weights: a .h5 file, or 'imagenet' (Keras download); "
                              f"default ${feats.WEIGHTS_ENV} if set, else imagenet")

@@ -13,7 +13,8 @@ import time
 import keras
 import tensorflow as tf
 
-from monet_keras import data
+from monet_keras.data.pipeline import first_images, training_data
+from monet_keras.data.source import find_data
 from monet_keras.model import augment
 from monet_keras.accel import fused_adam
 from monet_keras.model import networks
@@ -150,8 +151,12 @@ def _check_resumable(run_dir, config):
                 f"use another --out or the same settings to resume")
 
 
-def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") -> RunResult:
-    """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one."""
+def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", data=None) -> RunResult:
+    """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one.
+
+    ``data``: the run's :class:`~monet_keras.data.source.DataFolder`, maybe checked already (the
+    notebook hands its own on, so the images are checked once); default: found at ``config.data_dir``.
+    """
     config.validate()
     start = time.time()
     run_dir = config.out_dir
@@ -161,7 +166,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
     runtime.tune_malloc()
     strategy = strategy or runtime.pick_strategy(verbose=False)
 
-    train_data = data.training_data(config, log=log)
+    train_data = training_data(config, data, log=log)
     log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
         f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
@@ -179,7 +184,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
 
     epochs_trained = 0
     if initial_epoch < config.epochs:
-        photos = data.first_images(train_data.photo, config.image_size, SAMPLE_COUNT, skip=train_data.skip)
+        photos = first_images(train_data.photo, config.image_size, SAMPLE_COUNT)
         callbacks = [
             cb.StopOnNonFinite(train_data.steps_per_epoch),
             cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),
@@ -224,10 +229,7 @@ def config_from_args(args) -> ExperimentConfig:
         overrides["out_dir"] = args.out
     config = variant(args.variant).replace(**overrides).with_overrides(args.set or [])
     if not config.data_dir:
-        found = runtime.find_data_dir()
-        if found is None:
-            raise MonetKerasError("no --data given and no Kaggle data at " + runtime.KAGGLE_INPUT)
-        config = config.replace(data_dir=found)
+        config = config.replace(data_dir=find_data().path)
     return config.validate()
 
 
