@@ -109,7 +109,7 @@ def submit_file(args, print_fn=print):
         from monet_keras.submit.translate import write_submission  # TensorFlow only when building
         zip_path = args.zip or OUTPUT_FILE
         print_fn(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
-                                  quality=args.quality).summary())
+                                  quality=args.quality, skip_corrupt=args.skip_corrupt, log=print_fn).summary())
     elif args.zip:
         zip_path = args.zip
     else:
@@ -220,6 +220,8 @@ def build_parser():
     file_parser.add_argument("--photos", help="the photos to translate (Kaggle-layout folder, JPEGs or .tfrec)")
     file_parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
     file_parser.add_argument("--quality", type=int, default=95, help="JPEG quality when building (default 95)")
+    file_parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
+                             help="when building, leave out (and count) unreadable or odd photos instead of stopping")
     file_parser.add_argument("-m", "--message", required=True, help="the submission description")
     file_parser.add_argument("--allow-small", action="store_true",
                              help=f"accept fewer than {zipcheck.MIN_COUNT:,} images (demo/test data; Kaggle will not)")

@@ -28,7 +28,8 @@ import tensorflow as tf
 from PIL import Image
 
 
-from monet_keras import data  # noqa: E402
+from monet_keras.data.pipeline import load_images  # noqa: E402
+from monet_keras.data.source import find_images  # noqa: E402
 from monet_keras.model.networks import build_generator  # noqa: E402
 from monet_keras.submit.translate import write_submission  # noqa: E402
 from tfrecords_tools.schema import encode_example, shard_name  # noqa: E402
@@ -52,7 +53,7 @@ def tutorial_baseline(generator, photos, out_zip, work_dir):
     """The tutorial's submission loop; returns the number of images written."""
     images_dir = os.path.join(work_dir, "images")
     os.makedirs(images_dir, exist_ok=True)
-    photo_ds = data.load_images(data.find_images(photos), 256).batch(1)
+    photo_ds = load_images(find_images(photos), 256).batch(1)
     i = 1
     for img in photo_ds:
         prediction = generator(img, training=False)[0].numpy()

@@ -44,9 +44,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from monet_keras import data  # noqa: E402
 from monet_keras.accel import fused_adam, malloc, policy  # noqa: E402
 from monet_keras.config import tiny  # noqa: E402
+from monet_keras.data.pipeline import paired_dataset  # noqa: E402
+from monet_keras.data.source import find_domain  # noqa: E402
 from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
 from monet_keras.train import training  # noqa: E402
 
@@ -139,8 +140,8 @@ def pipeline_images_per_second(batch, n_batches=100, size=256):
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "demo")
         make_demo(folder, n_monet=30, n_photos=60, size=size, seed=0)
-        monet, photo = data.find_domain(folder, "monet"), data.find_domain(folder, "photo")
-        dataset, _ = data.paired_dataset(monet, photo, 30, 60, "over", batch, size, seed=0, repeat=True)
+        monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
+        dataset, _ = paired_dataset(monet, photo, 30, 60, "over", batch, size, seed=0, repeat=True)
         iterator = iter(dataset)
         for _ in range(5):
             next(iterator)

@@ -35,7 +35,7 @@ def add_config_arguments(parser):
 
 def config_from_args(args) -> ExperimentConfig:
     """The variant, then ``--config`` file values, then explicit flags, then ``--set`` pairs."""
-    from monet_keras.accel import runtime
+    from monet_keras.data.source import find_data
 
     overrides = {}
     if args.config:
@@ -53,10 +53,7 @@ def config_from_args(args) -> ExperimentConfig:
         overrides["out_dir"] = args.out
     config = variant(args.variant).replace(**overrides).with_overrides(args.set or [])
     if not config.data_dir:
-        found = runtime.find_data_dir()
-        if found is None:
-            raise MonetKerasError("no --data given and no Kaggle data at " + runtime.KAGGLE_INPUT)
-        config = config.replace(data_dir=found)
+        config = config.replace(data_dir=find_data().path)
     return config.validate()
 
 
@@ -87,18 +84,20 @@ TRANSLATE_QUALITY = 95
 
 
 def _translate(args):
-    from monet_keras import data
+    from monet_keras.data.source import find_images
     from monet_keras.submit import translate
 
     min_count, max_count = zipcheck.count_range(args.allow_small)
     if args.allow_small:
         zipcheck.note_allow_small(min_count, max_count)
-    expected = translate.count_photos(data.find_images(args.photos, "photo"))
+    files = find_images(args.photos, "photo")
+    expected = translate.count_photos(files)
     if expected is not None and not min_count <= expected <= max_count:
         raise MonetKerasError(f"{args.photos} holds {expected} photos; Kaggle needs {min_count:,}-{max_count:,} images "
                               f"(--allow-small accepts fewer, for demo data)")
-    result = translate.write_submission(args.generator, args.photos, args.out, batch_size=args.batch_size,
-                                        quality=args.quality, image_size=args.image_size)
+    result = translate.write_submission(args.generator, files, args.out, batch_size=args.batch_size,
+                                        quality=args.quality, image_size=args.image_size,
+                                        skip_corrupt=args.skip_corrupt)
     print(result.summary())
     return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count), min_count, max_count)
 
@@ -119,6 +118,9 @@ def _add_translate(commands):
                         help="input size, only for a generator without a fixed one")
     parser.add_argument("--allow-small", action="store_true",
                         help=f"accept fewer than {zipcheck.MIN_COUNT:,} photos (demo data); says so")
+    parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
+                        help="check every photo first and leave out (and count) unreadable or odd ones, "
+                             "as train --skip-corrupt does")
     parser.set_defaults(func=_translate)
 
 
@@ -154,7 +156,8 @@ def _extractor(args):
 def _evaluate(args):
     scores = metrics.evaluate(args.generated, args.real, _extractor(args), batch_size=args.batch_size,
                               kid_subset_size=args.kid_subset_size, kid_subsets=args.kid_subsets, seed=args.seed,
-                              json_path=args.out, report_path=args.report, verbose=0 if args.quiet else 1)
+                              json_path=args.out, report_path=args.report, verbose=0 if args.quiet else 1,
+                              skip_corrupt=args.skip_corrupt)
     print(metrics.format_scores(scores))
     for label, path in (("scores", args.out), ("memorization report", args.report)):
         if path:
@@ -169,9 +172,14 @@ def _add_evaluate(commands):
                     "KID and the memorization distance. Without pretrained InceptionV3 weights it stops "
                     "with one line, unless --stand-in asks for the stand-in extractor (numbers then "
                     "NOT comparable to Kaggle).")
-    parser.add_argument("--generated", required=True, help="images.zip or a folder of generated images")
+    parser.add_argument("--generated", required=True,
+                        help="images.zip, or a folder of generated JPEGs (or .tfrec files)")
     parser.add_argument("--real", required=True,
-                        help="folder of Monet images, or a Kaggle-layout root (monet_jpg/, else monet_tfrec/)")
+                        help="folder of Monet JPEGs (or .tfrec files), or a Kaggle-layout root "
+                             "(monet_tfrec/, else monet_jpg/)")
+    parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
+                        help="check the images of the --real/--generated folders first and leave out (and count) "
+                             "unreadable or odd ones, as train --skip-corrupt does")
     parser.add_argument("--weights", default=None,
                         help=f"InceptionV3 weights: a .h5 file, or 'imagenet' (Keras download); "
                              f"default ${features.WEIGHTS_ENV} if set, else imagenet")

@@ -16,3 +16,26 @@ def demo_data_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "data"
     make_demo(path, n_monet=DEMO_COUNTS["monet"], n_photos=DEMO_COUNTS["photo"], size=DEMO_SIZE, seed=0)
     return path
+
+
+BROKEN_JPEG = b"\xff\xd8\xff\xe0 not really a JPEG"
+
+
+@pytest.fixture(scope="session")
+def corrupt_data_dir(demo_data_dir, tmp_path_factory):
+    """:func:`demo_data_dir` plus one unreadable image per domain and form, each named ``broken``:
+    the record of ``{domain}_tfrec/{domain}NN-1.tfrec`` (the last shard) and ``{domain}_jpg/broken.jpg``.
+    Read-only like demo_data_dir."""
+    import shutil
+
+    import tensorflow as tf
+
+    from tfrecords_tools import schema
+
+    path = tmp_path_factory.mktemp("corrupt") / "data"
+    shutil.copytree(demo_data_dir, path)
+    for domain, shards in (("monet", 5), ("photo", 10)):
+        with tf.io.TFRecordWriter(str(path / schema.tfrec_dir(domain) / schema.shard_name(domain, shards, 1))) as w:
+            w.write(schema.encode_example("broken", BROKEN_JPEG, domain))
+        (path / schema.jpg_dir(domain) / "broken.jpg").write_bytes(BROKEN_JPEG)
+    return path

@@ -28,15 +28,17 @@ PROBE = ("import runpy, sys\n"
          f"    print('imported:', ' '.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n")
 
 # Every command's options as the help lists them, with their defaults, as they were when each
-# command declared its own parser (before cli.py); "-p, --parameter" is one option.
+# command declared its own parser (before cli.py), plus --skip-corrupt on translate and evaluate;
+# "-p, --parameter" is one option.
 OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
               "--epochs": None, "--batch-size": None, "--base-filters": None, "--seed": None,
               "--steps-per-epoch": None, "--skip-corrupt": False, "--set": None},
     "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32, "--quality": 95,
-                  "--image-size": None, "--allow-small": False},
+                  "--image-size": None, "--allow-small": False, "--skip-corrupt": False},
     "validate-zip": {"--allow-small": False},
-    "evaluate": {"--generated": None, "--real": None, "--weights": None, "--stand-in": False, "--out": None,
+    "evaluate": {"--generated": None, "--real": None, "--skip-corrupt": False, "--weights": None, "--stand-in": False,
+                 "--out": None,
                  "--report": None, "--batch-size": 32, "--image-size": 299, "--kid-subset-size": 1000,
                  "--kid-subsets": 100, "--seed": 0, "--quiet": False},
     "figures": {"--run": None, "--data": None},

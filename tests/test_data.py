@@ -1,12 +1,16 @@
-"""Kaggle-layout readers and the Os / Us epoch semantics, counted image by image."""
+"""Readers of the data pipeline and the Os / Us epoch semantics, counted image by image; bad records
+stop training or are skipped. Finding and checking the data: tests/test_source.py."""
 
 import collections
+import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from kaggle_fixtures import coded_image, decoded_index, jpeg_bytes, write_kaggle_folder
-from monet_keras import data
+from monet_keras.data import pipeline
+from monet_keras.data.source import DataFolder, find_domain, find_images
 from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
 
@@ -28,9 +32,9 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["tfrecord", "jpeg"])
 def test_reads_both_layouts(tmp_path, kind):
     root = write_kaggle_folder(str(tmp_path), n_monet=3, n_photo=4, size=32, kind=kind)
-    files = data.find_domain(root, "photo")
+    files = find_domain(root, "photo")
     assert files.kind == kind
-    pairs = list(data.load_images(files, image_size=32, with_names=True).as_numpy_iterator())
+    pairs = list(pipeline.load_images(files, image_size=32, with_names=True).as_numpy_iterator())
     assert sorted(n.decode() for n, _ in pairs) == [f"photo{i:04d}" for i in range(4)]
     for name, image in pairs:
         assert image.dtype == np.float32 and image.shape == (32, 32, 3)
@@ -43,13 +47,13 @@ def test_reads_both_layouts(tmp_path, kind):
 
 def test_resizes_to_configured_size(tmp_path):
     root = write_kaggle_folder(str(tmp_path), n_monet=2, n_photo=2, size=64)
-    image = next(data.load_images(data.find_domain(root, "monet"), image_size=32).as_numpy_iterator())
+    image = next(pipeline.load_images(find_domain(root, "monet"), image_size=32).as_numpy_iterator())
     assert image.shape == (32, 32, 3)
 
 
 def test_over_sampling_epoch(folder):
-    monet, photo = data.find_domain(folder, "monet"), data.find_domain(folder, "photo")
-    dataset, steps = data.paired_dataset(monet, photo, 6, 20, "over", batch_size=3, image_size=32, seed=1)
+    monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
+    dataset, steps = pipeline.paired_dataset(monet, photo, 6, 20, "over", batch_size=3, image_size=32, seed=1)
     assert steps == 20 // 3
     first_m, first_p = epoch_indices(dataset)
     second_m, second_p = epoch_indices(dataset)
@@ -63,8 +67,8 @@ def test_over_sampling_epoch(folder):
 
 
 def test_under_sampling_epoch(folder):
-    monet, photo = data.find_domain(folder, "monet"), data.find_domain(folder, "photo")
-    dataset, steps = data.paired_dataset(monet, photo, 6, 20, "under", batch_size=2, image_size=32, seed=1)
+    monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
+    dataset, steps = pipeline.paired_dataset(monet, photo, 6, 20, "under", batch_size=2, image_size=32, seed=1)
     assert steps == 3
     subsets = []
     for _ in range(3):
@@ -76,55 +80,35 @@ def test_under_sampling_epoch(folder):
 
 
 def test_seeded_order_is_reproducible(folder):
-    monet, photo = data.find_domain(folder, "monet"), data.find_domain(folder, "photo")
-    a, _ = data.paired_dataset(monet, photo, 6, 20, "over", 2, 32, seed=5)
-    b, _ = data.paired_dataset(monet, photo, 6, 20, "over", 2, 32, seed=5)
+    monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
+    a, _ = pipeline.paired_dataset(monet, photo, 6, 20, "over", 2, 32, seed=5)
+    b, _ = pipeline.paired_dataset(monet, photo, 6, 20, "over", 2, 32, seed=5)
     assert epoch_indices(a) == epoch_indices(b)
 
 
 def test_holdout_is_kept_out(folder):
     config = tiny("Us", data_dir=folder, holdout_monet=2, batch_size=1, steps_per_epoch=None, seed=3)
-    train = data.training_data(config)
+    train = pipeline.training_data(config)
     assert train.n_monet == 4 and len(train.holdout_names) == 2 and train.steps_per_epoch == 4
     held = {int(n[-4:]) for n in train.holdout_names}
     m, _ = epoch_indices(train.dataset)
     assert sorted(m) == sorted(set(range(6)) - held)
     # deterministic for a seed
-    assert data.split_holdout([f"m{i}" for i in range(10)], 3, 7) == data.split_holdout(
+    assert pipeline.split_holdout([f"m{i}" for i in range(10)], 3, 7) == pipeline.split_holdout(
         [f"m{i}" for i in reversed(range(10))], 3, 7)
 
 
 def test_fixed_steps_per_epoch_repeats(folder):
     config = tiny("Os", data_dir=folder, batch_size=4, steps_per_epoch=7)
-    train = data.training_data(config)
+    train = pipeline.training_data(config)
     assert train.steps_per_epoch == 7
     assert len(list(train.dataset.take(7))) == 7  # more than one pass of 20 // 4 = 5 batches
 
 
-def test_missing_and_empty_folders(tmp_path):
-    with pytest.raises(MonetKerasError, match="data folder not found"):
-        data.find_domain(str(tmp_path / "nope"), "monet")
-    with pytest.raises(MonetKerasError, match="not a Kaggle-layout"):
-        data.find_domain(str(tmp_path), "monet")
-    (tmp_path / "monet_jpg").mkdir()
-    with pytest.raises(MonetKerasError, match="no monet images"):
-        data.find_domain(str(tmp_path), "monet")
-
-
 def test_batch_larger_than_epoch(folder):
-    monet, photo = data.find_domain(folder, "monet"), data.find_domain(folder, "photo")
+    monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
     with pytest.raises(MonetKerasError, match="batch_size"):
-        data.paired_dataset(monet, photo, 6, 20, "under", batch_size=7, image_size=32, seed=0)
-
-
-def test_find_images_accepts_plain_folders(tmp_path):
-    (tmp_path / "x.jpg").write_bytes(jpeg_bytes(np.zeros((8, 8, 3))))
-    assert data.find_images(str(tmp_path)).kind == "jpeg"
-    with pytest.raises(MonetKerasError, match="image folder not found"):
-        data.find_images(str(tmp_path / "missing"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(MonetKerasError, match="no .jpg or .tfrec"):
-        data.find_images(str(tmp_path / "empty"))
+        pipeline.paired_dataset(monet, photo, 6, 20, "under", batch_size=7, image_size=32, seed=0)
 
 
 # --- bad data: stop before training, or skip with skip_corrupt --------------------------------
@@ -159,7 +143,7 @@ def test_bad_record_stops_before_training(tmp_path, record, what):
     bad_file = _append_records(root, "photo", [record])
     config = tiny("Os", data_dir=root, steps_per_epoch=None)
     with pytest.raises(MonetKerasError) as info:
-        data.training_data(config, log=lambda *_: None)
+        pipeline.training_data(config, log=lambda *_: None)
     message = str(info.value)
     assert bad_file in message and what in message and "\n" not in message
 
@@ -168,7 +152,7 @@ def test_wrong_size_image_stops(tmp_path):
     root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
     bad_file = _append_records(root, "photo", [_example("odd", jpeg_bytes(np.zeros((48, 48, 3))))])
     with pytest.raises(MonetKerasError, match="48"):
-        data.training_data(tiny("Os", data_dir=root, steps_per_epoch=None), log=lambda *_: None)
+        pipeline.training_data(tiny("Os", data_dir=root, steps_per_epoch=None), log=lambda *_: None)
     assert bad_file
 
 
@@ -179,7 +163,54 @@ def test_skip_corrupt_counts_and_skips(tmp_path):
                                     _example("bad1", jpeg_bytes(np.zeros((32, 32)), quality=90))])
     messages = []
     config = tiny("Os", data_dir=root, steps_per_epoch=None, skip_corrupt=True, batch_size=1)
-    train = data.training_data(config, log=messages.append)
+    train = pipeline.training_data(config, log=messages.append)
     assert train.n_photo == 7 and "skipping 2" in messages[0]
     _, photos = epoch_indices(train.dataset)
     assert sorted(photos) == list(range(8))[:6] + [7]
+
+
+# --- every reader reads through the checked files -------------------------------------------------
+
+@pytest.fixture(params=["tfrecord", "jpeg"])
+def photo_files(request, corrupt_data_dir):
+    """The photos of corrupt_data_dir (10 good, 1 broken) as TFRecords or as JPEG files, not checked."""
+    folder = corrupt_data_dir / ("photo_tfrec" if request.param == "tfrecord" else "photo_jpg")
+    return find_images(folder, "photo")
+
+
+def good_photo_names(corrupt_data_dir):
+    return sorted(os.path.splitext(n)[0] for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg")
+
+
+def test_readers_leave_out_what_the_check_marked(photo_files, corrupt_data_dir):
+    checked = photo_files.checked(skip_corrupt=True, log=lambda *_: None)
+    good = good_photo_names(corrupt_data_dir)
+    assert sorted(pipeline.list_names(checked)) == good
+    pairs = list(pipeline.iterate(checked, pipeline.load_images(checked, 32, with_names=True)))
+    assert sorted(n.decode() for n, _ in pairs) == good
+    # the same pixels as an independent PIL decode of the stored JPEGs
+    for name, image in pairs[:3]:
+        want = np.asarray(Image.open(corrupt_data_dir / "photo_jpg" / f"{name.decode()}.jpg"), np.float32) / 127.5 - 1
+        np.testing.assert_allclose(image, want, atol=1e-6)
+    assert pipeline.first_images(checked, 32, 20).shape == (len(good), 32, 32, 3)
+    encoded = list(pipeline.encoded_images(checked))
+    assert sorted(name for _, name, _ in encoded) == good
+
+
+def test_unchecked_files_name_the_bad_record_on_reading(photo_files, corrupt_data_dir):
+    broken = "photo10-1.tfrec: record 0" if photo_files.kind == "tfrecord" else "broken.jpg"
+    with pytest.raises(MonetKerasError, match=f"bad photo data: .*{broken}: .*--skip-corrupt") as info:
+        list(pipeline.iterate(photo_files, pipeline.load_images(photo_files, 32)))
+    assert "\n" not in str(info.value) and "function_node" not in str(info.value)
+    with pytest.raises(MonetKerasError, match=broken):
+        pipeline.first_images(photo_files, 32, 20)
+
+
+def test_training_takes_checked_files_without_scanning_again(corrupt_data_dir, monkeypatch):
+    from monet_keras.data import source
+
+    data = DataFolder.find(corrupt_data_dir).checked(skip_corrupt=True, log=lambda *_: None)
+    monkeypatch.setattr(source, "scan", lambda *a, **k: pytest.fail("scanned again"))
+    config = tiny("Us", data_dir=str(corrupt_data_dir), skip_corrupt=True, batch_size=1, steps_per_epoch=None)
+    train = pipeline.training_data(config, data)
+    assert (train.n_monet, train.n_photo) == (6, 10) and train.photo is data.photo

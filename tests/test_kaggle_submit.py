@@ -142,11 +142,16 @@ def test_build_then_submit(home, fake, tmp_path, capsys):
         Image.new("RGB", (256, 256), (40 * i, 90, 200)).save(photos / f"p{i}.jpg", quality=95)
     generator = tmp_path / "g.keras"
     keras.saving.save_model(build_generator(32, base_filters=8, seed=0), generator)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     _kaggle_json(home, fake)
     out_zip = tmp_path / "built.zip"
-    code, out, err = _run(capsys, fake, "file", "--generator", generator, "--photos", photos, "--zip", out_zip,
-                          "-m", "built", "--allow-small")
+    argv = ("file", "--generator", generator, "--photos", photos, "--zip", out_zip, "-m", "built", "--allow-small")
+    code, out, err = _run(capsys, fake, *argv)
+    assert code == 2 and err.startswith(f"error: bad photo data: {photos / 'broken.jpg'}: ") and err.count("\n") == 1
+    assert not out_zip.exists() and fake.requests == []
+    code, out, err = _run(capsys, fake, *argv, "--skip-corrupt")
     assert code == 0, err
+    assert "skipping 1 unreadable or odd photo record(s)" in out
     with zipfile.ZipFile(out_zip) as archive:
         assert sorted(archive.namelist()) == ["p0.jpg", "p1.jpg", "p2.jpg"]
     assert list(fake.uploads.values()) == [out_zip.read_bytes()]

@@ -220,17 +220,17 @@ def write_jpegs(folder, count, size=32, seed=0):
 def test_bad_image_sources_raise_errors_naming_the_culprit(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(MonetKerasError, match=r"no images .* in .*empty: it is empty"):
+    with pytest.raises(MonetKerasError, match=r"no .jpg or .tfrec files in .*empty: it is empty"):
         features.open_images(empty)
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "readme.txt").write_text("not an image")
-    with pytest.raises(MonetKerasError, match=r"no images .* 1 other file\(s\), e.g. readme.txt"):
+    with pytest.raises(MonetKerasError, match=r"no .jpg or .tfrec files in .*notes: .* e.g. readme.txt"):
         features.open_images(notes)
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "painting.jpg").write_text("not a jpeg")
-    with pytest.raises(MonetKerasError, match=r"cannot read image .*painting.jpg"):
+    with pytest.raises(MonetKerasError, match=r"cannot read image .*painting.jpg: .*--skip-corrupt"):
         list(features.open_images(fake))
     archive = tmp_path / "images.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -322,7 +322,9 @@ def test_kaggle_layout_tfrecords_give_the_same_images_as_the_jpegs(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "kaggle" / "monet_tfrec" / "monet00-3.tfrec")) as writer:
         for name in sorted(os.listdir(jpgs)):
             writer.write(encode_example(name[:-4], (jpgs / name).read_bytes(), "monet"))
-    source = features.monet_images(tmp_path / "kaggle")
+    (tmp_path / "kaggle" / "monet_jpg").mkdir()  # JPEGs too, which the TFRecords win over
+    (tmp_path / "kaggle" / "monet_jpg" / "other.jpg").write_bytes((jpgs / "img00.jpg").read_bytes())
+    source = features.open_images(tmp_path / "kaggle")
     assert "TFRecords" in source.description
     extractor = features.standin_extractor(image_size=32)
     np.testing.assert_allclose(features.extract_features(source, extractor, verbose=0),
@@ -410,3 +412,22 @@ def test_evaluate_cli_without_weights_stops_with_one_line(tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: InceptionV3 weights file not found: {tmp_path / 'missing.h5'} (from weights)"]
+
+
+def test_evaluate_cli_skips_corrupt_images_only_when_asked(corrupt_data_dir, tmp_path, capsys):
+    from monet_keras.cli import main
+
+    out = tmp_path / "scores.json"
+    args = ["evaluate", "--generated", str(corrupt_data_dir / "photo_jpg"), "--real", str(corrupt_data_dir),
+            "--stand-in", "--image-size", "32", "--kid-subsets", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{corrupt_data_dir}/photo_jpg/broken.jpg" in errors[0]
+    assert "--skip-corrupt" in errors[0] and not out.exists()
+    assert main(args + ["--skip-corrupt"]) == 0
+    printed = capsys.readouterr().out
+    assert "skipping 1 unreadable or odd monet record(s)" in printed  # the broken photo, read as a painting too
+    scores = json.loads(out.read_text())
+    good_photos = len([n for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg"])
+    good_paintings = len([n for n in os.listdir(corrupt_data_dir / "monet_jpg") if n != "broken.jpg"])
+    assert (scores["n_generated"], scores["n_real"]) == (good_photos, good_paintings)

@@ -5,7 +5,7 @@ import ast
 import dataclasses
 import json
 import os
-import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -14,7 +14,8 @@ from PIL import Image
 from monet_keras.experiments import notebook_cells
 from monet_keras.figures import describe
 from monet_keras.figures import plots
-from monet_keras.accel import runtime
+from monet_keras.data import source
+from monet_keras.data.source import DataFolder, find_domain
 from monet_keras.experiments import notebook as nb
 from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
@@ -30,7 +31,7 @@ def load_notebook():
         return json.load(f)
 
 
-def source(cell):
+def cell_text(cell):
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
@@ -42,7 +43,7 @@ def test_notebook_is_clean_with_exactly_one_parameters_cell():
     assert code and all(c["outputs"] == [] and c["execution_count"] is None for c in code)
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
-    assigned = [node.targets[0].id for node in ast.parse(source(tagged[0])).body]
+    assigned = [node.targets[0].id for node in ast.parse(cell_text(tagged[0])).body]
     assert len(assigned) == len(set(assigned))
     assert set(assigned) <= FIELDS
     assert {"variant", "epochs", "batch_size", "image_size", "data_dir", "out_dir", "seed", "evaluate",
@@ -50,7 +51,7 @@ def test_notebook_is_clean_with_exactly_one_parameters_cell():
 
 
 def test_notebook_sections_follow_the_report():
-    headings = [source(c).splitlines()[0] for c in load_notebook()["cells"] if c["cell_type"] == "markdown"]
+    headings = [cell_text(c).splitlines()[0] for c in load_notebook()["cells"] if c["cell_type"] == "markdown"]
     sections = [h[3:] for h in headings if h.startswith("## ")]
     assert sections == ["Setup", "Data description", "Train the CycleGAN", "Learning curves", "Examples",
                         "Diagnostics", "Submission", "Evaluate", "Outputs"]
@@ -98,49 +99,15 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     assert "NOT comparable to Kaggle" in text
 
 
-# --- finding the data ------------------------------------------------------------------------
+# --- the data and the config ------------------------------------------------------------------
 
 @pytest.fixture
 def no_kaggle(monkeypatch, tmp_path):
-    monkeypatch.setattr(runtime, "KAGGLE_INPUT", str(tmp_path / "no-kaggle-here"))
-
-
-def test_given_data_dir_wins(demo_data_dir, monkeypatch):
-    monkeypatch.setattr(runtime, "KAGGLE_INPUT", str(demo_data_dir))
-    source = nb.find_data(str(demo_data_dir), demo_dir="unused")
-    assert source == nb.DataSource(str(demo_data_dir), "given")
-
-
-def test_given_data_dir_must_exist(tmp_path, no_kaggle):
-    with pytest.raises(MonetKerasError, match="data folder not found: .*missing"):
-        nb.find_data(str(tmp_path / "missing"), demo_dir=str(tmp_path / "demo"))
-
-
-def test_kaggle_input_folder_is_found(demo_data_dir, monkeypatch, tmp_path):
-    kaggle = tmp_path / "kaggle" / "input" / "gan-getting-started"
-    shutil.copytree(demo_data_dir, kaggle)
-    monkeypatch.setattr(runtime, "KAGGLE_INPUT", str(kaggle))
-    assert nb.find_data("", demo_dir=str(tmp_path / "demo")) == nb.DataSource(str(kaggle), "kaggle")
-    assert not (tmp_path / "demo").exists()
-
-
-def test_demo_data_is_made_once_when_nothing_else_is_there(tmp_path, no_kaggle, monkeypatch):
-    demo = str(tmp_path / "demo")
-    source = nb.find_data("", demo_dir=demo, demo_monet=3, demo_photos=4, demo_size=32)
-    assert source == nb.DataSource(demo, "demo")
-    assert len(os.listdir(os.path.join(demo, "monet_jpg"))) == 3
-    assert len(os.listdir(os.path.join(demo, "photo_jpg"))) == 4
-    import tfrecords_tools.demo
-
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("demo data rebuilt")
-
-    monkeypatch.setattr(tfrecords_tools.demo, "make_demo", must_not_run)
-    assert nb.find_data("", demo_dir=demo) == source
+    monkeypatch.setattr(source, "KAGGLE_INPUT", str(tmp_path / "no-kaggle-here"))
 
 
 def test_config_from_namespace(demo_data_dir, no_kaggle, monkeypatch):
-    monkeypatch.setattr(runtime, "on_kaggle", lambda: False)
+    monkeypatch.setattr(source, "on_kaggle", lambda: False)
     namespace = {"variant": "Us+DiffAug", "data_dir": str(demo_data_dir), "out_dir": "", "image_size": 32,
                  "steps_per_epoch": None, "lambda_cycle": 5.0, "strategy": object(), "np": np}
     config = nb.config_from_namespace(namespace, log=lambda *_: None)
@@ -155,7 +122,7 @@ def test_config_from_namespace(demo_data_dir, no_kaggle, monkeypatch):
 
 
 def test_out_dir_defaults_to_kaggle_working_on_kaggle(monkeypatch):
-    monkeypatch.setattr(runtime, "on_kaggle", lambda: True)
+    monkeypatch.setattr(source, "on_kaggle", lambda: True)
     assert nb.default_out_dir() == "/kaggle/working"
 
 
@@ -164,19 +131,20 @@ def test_out_dir_defaults_to_kaggle_working_on_kaggle(monkeypatch):
 def test_count_images(demo_data_dir):
     from conftest import DEMO_COUNTS
 
-    assert describe.count_images(demo_data_dir) == DEMO_COUNTS
+    assert describe.count_images(DataFolder.find(demo_data_dir)) == DEMO_COUNTS
 
 
 def test_channel_histograms_match_numpy_on_the_decoded_jpegs(demo_data_dir):
     folder = os.path.join(demo_data_dir, "photo_jpg")  # the same JPEG bytes as photo_tfrec/
     paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
-    # Independent decode with PIL (libjpeg's accurate DCT, which data.decode_image also uses).
+    # Independent decode with PIL (libjpeg's accurate DCT, which pipeline.decode_image also uses).
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
     expected = np.stack([np.histogram(pixels[..., c], bins=256, range=(0, 256))[0] for c in range(3)])
-    counts, n_images = describe.channel_histograms(demo_data_dir, "photo")  # all: order does not matter
+    photos = find_domain(demo_data_dir, "photo")
+    counts, n_images = describe.channel_histograms(photos)  # all: order does not matter
     assert n_images == len(paths)
     np.testing.assert_array_equal(counts, expected)
-    first, n_first = describe.channel_histograms(demo_data_dir, "photo", max_images=3)
+    first, n_first = describe.channel_histograms(photos, max_images=3)
     assert n_first == 3 and (first.sum(axis=1) == 3 * 32 * 32).all()
 
 
@@ -193,24 +161,50 @@ def test_figures_draw_what_they_are_given(tmp_path):
             assert image.format == "PNG"
 
 
-def test_evaluation_uses_the_held_out_paintings(demo_data_dir, tmp_path):
-    from monet_keras.evaluate import features
-    from monet_keras.experiments import notebook as nb
+def test_notebook_steps_check_the_data_once_and_skip_corrupt_records(corrupt_data_dir, tmp_path, monkeypatch):
+    """The notebook's steps, called as its cells call them, on data with one broken record per
+    domain: skip_corrupt = False stops at the check; True checks once, and every later step (the
+    figures, training, examples, diagnostics, images.zip, the held-out paintings, evaluation)
+    leaves the broken records out."""
+    from conftest import DEMO_COUNTS
     from monet_keras.config import tiny
+    from monet_keras.evaluate import features
+    from monet_keras.figures import self_adversarial
     from monet_keras.train.training import train
 
-    config = tiny("Os", data_dir=str(demo_data_dir), out_dir=str(tmp_path / "run"), holdout_monet=2)
-    train(config, log=lambda *_: None, verbose=0)
+    config = tiny("Os", data_dir=str(corrupt_data_dir), out_dir=str(tmp_path / "run"), holdout_monet=2)
+    with pytest.raises(MonetKerasError, match=r"bad monet data: .*monet05-1.tfrec: record 0: .*skip_corrupt = True"):
+        nb.checked_data(config)
+    config = config.replace(skip_corrupt=True)
+    scans = []
+    scan = source.scan
+    monkeypatch.setattr(source, "scan", lambda *args, **kwargs: scans.append(args) or scan(*args, **kwargs))
+    data = nb.checked_data(config, log=lambda *_: None)
+
+    assert describe.count_images(data) == DEMO_COUNTS  # the broken records are not counted
+    for path in nb.describe_data(config, data, max_images=100):
+        assert Image.open(path).format == "PNG"
+    result = train(config, log=lambda *_: None, verbose=0, data=data)
+    assert Image.open(nb.example_translations(config, data, result.generator_path, count=3)).format == "PNG"
+    self_adversarial.write_figures(config.out_dir, data, count=2, log=lambda *_: None)
+    images_zip = nb.write_images_zip(config, data, result.generator_path)
+    photo_names = sorted(n for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg")
+    assert sorted(zipfile.ZipFile(images_zip).namelist()) == photo_names
+    assert len(list(nb.translated_photos(config, data, result.generator_path))) == DEMO_COUNTS["photo"]
+
     held = open(tmp_path / "run" / "holdout_monet.txt").read().split()
-    assert len(held) == 2
+    assert len(held) == 2 and "broken" not in held
     # Independent decode of the held-out JPEGs: PIL, then x / 127.5 - 1.
-    want = np.stack([np.asarray(Image.open(demo_data_dir / "monet_jpg" / f"{name}.jpg"), np.float32) / 127.5 - 1
+    want = np.stack([np.asarray(Image.open(corrupt_data_dir / "monet_jpg" / f"{name}.jpg"), np.float32) / 127.5 - 1
                      for name in sorted(held)])
-    got = nb.heldout_paintings(config)
+    got = nb.heldout_paintings(config, data)
     assert got.shape == want.shape
-    # the same two images, in any order (data.decode_image uses the accurate DCT, as PIL does)
+    # the same two images, in any order (pipeline.decode_image uses the accurate DCT, as PIL does)
     for image in got:
         assert min(float(np.max(np.abs(image - w))) for w in want) <= 1e-6
-    generated = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
-    scores = nb.evaluate_run(config, generated, extractor=features.standin_extractor())
-    assert scores["n_real"] == 2 and scores["n_generated"] == 3
+    extractor = features.standin_extractor(image_size=32)
+    scores = nb.evaluate_run(config, data, images_zip, extractor=extractor)
+    assert scores["n_real"] == 2 and scores["n_generated"] == DEMO_COUNTS["photo"]
+    scores = nb.evaluate_run(config.replace(holdout_monet=0), data, images_zip, extractor=extractor)
+    assert scores["n_real"] == DEMO_COUNTS["monet"]
+    assert len(scans) == 2, "the data is scanned once per domain, at the check"

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from kaggle_fixtures import write_kaggle_folder
 from monet_keras.train import checkpoints
-from monet_keras import data
+from monet_keras.data.pipeline import load_images
+from monet_keras.data.source import find_domain
 from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
 from monet_keras.train.run_folder import RunFolder
@@ -81,13 +82,13 @@ def test_random_record_bytes_only_raise_our_error(tmp_path, blobs):
     with tf.io.TFRecordWriter(os.path.join(root, "photo_tfrec", "photo09-1.tfrec")) as writer:
         for blob in blobs:
             writer.write(blob)
-    files = data.find_domain(root, "photo")
+    files = find_domain(root, "photo")
     with pytest.raises(MonetKerasError) as info:
-        data.check_domain(files)
+        files.checked()
     assert "photo09-1.tfrec" in str(info.value) and "\n" not in str(info.value)
     # skip mode reads on without error and keeps only the good images
-    skip = data.check_domain(files, skip_corrupt=True, log=lambda *_: None)
-    images = list(data.load_images(files, 32, skip=skip).as_numpy_iterator())
+    checked = files.checked(skip_corrupt=True, log=lambda *_: None)
+    images = list(load_images(checked, 32).as_numpy_iterator())
     assert len(images) == 2 and all(np.isfinite(i).all() for i in images)
 
 

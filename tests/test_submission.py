@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from monet_keras import cli
+from monet_keras.data.source import find_images
 from monet_keras.submit import translate
 from monet_keras.submit import zipcheck
 from monet_keras.errors import MonetKerasError
@@ -151,7 +152,7 @@ def test_unreadable_photo_leaves_no_zip_and_keeps_the_old_one(photos, generator,
         (folder / f"p{i}.jpg").write_bytes(_jpeg(photos[1]["ph001"]))
     (folder / "p3.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
     out = tmp_path / "images.zip"
-    with pytest.raises(MonetKerasError, match="cannot read photos"):
+    with pytest.raises(MonetKerasError, match=r"bad photo data: .*p3\.jpg: .*--skip-corrupt"):
         translate.write_submission(generator[0], folder, out, batch_size=2, progress=False)
     assert not out.exists() and _leftovers(tmp_path) == []
     out.write_bytes(b"previous zip")
@@ -190,10 +191,9 @@ def test_bad_inputs_are_one_line_errors(photos, generator, tmp_path):
 
 
 def test_count_photos_from_shard_names(photos, tmp_path):
-    from monet_keras import data
-    assert translate.count_photos(data.find_images(photos[0])) == sum(SHARDS)
+    assert translate.count_photos(find_images(photos[0])) == sum(SHARDS)
     (tmp_path / "odd.tfrec").write_bytes(b"")
-    assert translate.count_photos(data.find_images(tmp_path / "odd.tfrec")) is None
+    assert translate.count_photos(find_images(tmp_path / "odd.tfrec")) is None
 
 
 def test_translate_cli_validates_and_needs_allow_small(photos, generator, tmp_path, capsys):
@@ -295,3 +295,27 @@ def test_corrupt_archive_bytes(tmp_path, good_jpeg):
     assert zipcheck.validate_zip(tmp_path / "none.zip") == [f"{tmp_path / 'none.zip'}: no such file"]
     with pytest.raises(MonetKerasError, match="not a valid submission: .*no such file"):
         zipcheck.require_valid_zip(tmp_path / "none.zip")
+
+
+@pytest.mark.parametrize("form", ["Kaggle-layout root (TFRecords)", "folder of JPEGs"])
+def test_translate_cli_skips_a_corrupt_photo_only_when_asked(corrupt_data_dir, generator, tmp_path, capsys, form):
+    root = form.startswith("Kaggle")
+    photos = corrupt_data_dir if root else corrupt_data_dir / "photo_jpg"
+    broken = "photo_tfrec/photo10-1.tfrec: record 0" if root else "photo_jpg/broken.jpg"
+    out = tmp_path / "images.zip"
+    args = ["translate", "--generator", generator[0], "--photos", str(photos), "--out", str(out), "--allow-small",
+            "--batch-size", "4"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{corrupt_data_dir}/{broken}: " in errors[0] and "--skip-corrupt" in errors[0]
+    assert "function_node" not in err and "Traceback" not in err
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+    assert cli.main(args + ["--skip-corrupt"]) == 0
+    printed = capsys.readouterr().out
+    good = sorted(n for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg")
+    assert "warning: skipping 1 unreadable or odd photo record(s)" in printed
+    assert f"ok: {out}: {len(good)} JPEG images" in printed
+    with zipfile.ZipFile(out) as archive:
+        assert sorted(archive.namelist()) == good

@@ -12,7 +12,7 @@ from tfrecords_tools.atomic import atomic_path
 from tfrecords_tools import schema
 
 
-def _tf_message(error):
+def tf_message(error):
     """The useful part of a TensorFlow op error: no ``{{function_node ...}}`` or ``[Op:...]``."""
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
     text = re.sub(r"\s*\[Op:.*$", "", text, flags=re.S)
@@ -37,7 +37,7 @@ def iter_serialized(path):
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            yield index, None, f"unreadable TFRecord data, this and any later records lost ({_tf_message(e)})"
+            yield index, None, f"unreadable TFRecord data, this and any later records lost ({tf_message(e)})"
             return
         yield index, serialized.numpy(), None
         index += 1

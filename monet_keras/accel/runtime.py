@@ -1,18 +1,9 @@
-"""Where we run: the device class and its tf.distribute strategy; the Kaggle data folder."""
+"""Where we run: the device class and its tf.distribute strategy."""
 
 import glob
 import os
 
 import tensorflow as tf
-
-from monet_keras.errors import MonetKerasError
-
-KAGGLE_INPUT = "/kaggle/input/gan-getting-started"
-KAGGLE_WORKING = "/kaggle/working"
-
-
-def on_kaggle():
-    return os.path.isdir("/kaggle/input") or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 
 
 def detect_tpu():
@@ -66,21 +57,3 @@ def device_class(strategy=None):
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
-def find_data_dir(explicit=None, strategy=None):
-    """The competition data: ``explicit`` if given, the Kaggle input folder, or None.
-
-    On a TPU the data must come from GCS: the path from ``KaggleDatasets().get_gcs_path()``.
-    """
-    if explicit:
-        if not (explicit.startswith("gs://") or os.path.isdir(explicit)):
-            raise MonetKerasError(f"data folder not found: {explicit}")
-        return explicit
-    if os.path.isdir(KAGGLE_INPUT):
-        if device_class(strategy) == "tpu":
-            try:
-                from kaggle_datasets import KaggleDatasets  # available on Kaggle only
-                return KaggleDatasets().get_gcs_path("gan-getting-started")
-            except ImportError:
-                pass
-        return KAGGLE_INPUT
-    return None

@@ -1,8 +1,11 @@
 """Image sources and feature extractors for the evaluation metrics (FID, KID, MiFID).
 
-Images are read one at a time from a folder, a zip (e.g. ``images.zip``, read without
-extracting), a ``tf.data.Dataset``, a numpy array or TFRecords in the Kaggle schema, and turned
-into feature vectors batch by batch: one batch of images is in memory at a time, never all of them.
+Images are read one at a time from a zip (e.g. ``images.zip``, read without extracting), a
+``tf.data.Dataset``, a numpy array, or data files as :mod:`monet_keras.data.source` finds them (a
+Kaggle-layout root, a folder of JPEGs or .tfrec files, one .tfrec file; TFRecords preferred),
+and turned into feature vectors batch by batch: one batch of images is in memory at a time,
+never all of them. ``skip_corrupt`` leaves out the data files' unreadable or odd images, as
+training does; without it the first unreadable one stops the evaluation, named.
 
 Pixel convention: every image becomes float32 RGB in [-1, 1], i.e. ``x / 127.5 - 1`` for 8-bit
 pixels (the convention of ``keras.applications.inception_v3.preprocess_input`` and of the rest
@@ -112,39 +115,29 @@ def _no_images_message(where, others):
             f"e.g. {sorted(others)[0]}")
 
 
-class FolderImages(ImageSource):
-    """The image files (.jpg, .jpeg, .png) directly inside one folder, by sorted name.
+class DomainImages(ImageSource):
+    """The images of data files (:class:`~monet_keras.data.source.DomainFiles`: JPEG files or
+    TFRecords), in file order, less the records their check marked to skip.
 
-    Other files are ignored; a folder with no image file at all is an error.
+    Decoded with PIL like every source here, so the same JPEG gives the same pixels from a record
+    as from a file.
     """
 
-    random_access = True
-
-    def __init__(self, path):
-        self.path = os.fspath(path)
-        self.description = f"folder {self.path}"
-        try:
-            names = sorted(os.listdir(self.path))
-        except OSError as e:
-            raise MonetKerasError(f"cannot list folder {self.path}: {e.strerror}") from None
-        files = [n for n in names if os.path.isfile(os.path.join(self.path, n))]
-        self.names = [n for n in files if _is_image_name(n)]
-        if not self.names:
-            raise MonetKerasError(_no_images_message(self.path, files))
-        self.count = len(self.names)
-
-    def load(self, index):
-        path = os.path.join(self.path, self.names[index])
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise MonetKerasError(f"cannot read image {path}: {e.strerror}") from None
-        return _decode(data, path)
+    def __init__(self, files):
+        self.files = files
+        self.description = f"{files.domain} {'JPEGs' if files.kind == 'jpeg' else 'TFRecords'} in {files.where}"
+        if files.kind == "jpeg":
+            self.count = len(set(files.paths) - (files.skip or frozenset()))
 
     def __iter__(self):
-        for index in range(self.count):
-            yield self.load(index)
+        from monet_keras.data.pipeline import encoded_images
+        from monet_keras.data.source import SKIP_HINT
+
+        for where, _name, data in encoded_images(self.files):
+            try:
+                yield _decode(data, where)
+            except MonetKerasError as e:
+                raise MonetKerasError(f"{e}; {SKIP_HINT}") from None
 
 
 class ZipImages(ImageSource):
@@ -266,68 +259,32 @@ class DatasetImages(ImageSource):
             yield from (images if images.ndim == 4 else images[None])
 
 
-class TFRecordImages(ImageSource):
-    """The images of TFRecord files in the Kaggle schema (``tfrecords_tools.schema``), in file order.
+def open_images(source, skip_corrupt=False, log=print) -> ImageSource:
+    """An :class:`ImageSource` for a ``.zip`` file, an array, a dataset, a source, or data files.
 
-    Records are read with tf.data and their JPEG bytes decoded like image files (PIL), so the
-    same JPEG gives the same pixels from a record as from ``monet_jpg/``.
+    Data files: a path :func:`monet_keras.data.source.find_images` accepts (a Kaggle-layout
+    root, whose Monet paintings are read, a folder of JPEGs or .tfrec files, one .tfrec file) or
+    DomainFiles. With ``skip_corrupt`` they are checked first (once) and their unreadable or odd
+    images left out, reported through ``log``; a zip, array or dataset is read as it is.
     """
-
-    def __init__(self, files):
-        self.files = [os.fspath(f) for f in files]
-        if not self.files:
-            raise MonetKerasError("no TFRecord files given")
-        self.description = f"TFRecords in {os.path.dirname(self.files[0]) or '.'} ({len(self.files)} files)"
-
-    def __iter__(self):
-        from tfrecords_tools.records import iter_records
-
-        for path in self.files:
-            for index, record, problem in iter_records(path):
-                if problem is not None:
-                    raise MonetKerasError(f"cannot read TFRecord {path}: record {index}: {problem}")
-                yield _decode(record["image"], f"{path} record {record['image_name']!r}")
-
-
-def open_images(source) -> ImageSource:
-    """An :class:`ImageSource` for a folder, a ``.zip`` file, an array, a dataset or a source."""
     if isinstance(source, ImageSource):
         return source
     if isinstance(source, np.ndarray):
         return ArrayImages(source)
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if os.path.isdir(path):
-            return FolderImages(path)
-        if os.path.isfile(path):
-            if zipfile.is_zipfile(path):
-                return ZipImages(path)
-            raise MonetKerasError(f"not a folder or zip file of images: {path}")
-        raise MonetKerasError(f"no such file or folder: {path}")
-    import tensorflow as tf
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source) and zipfile.is_zipfile(source):
+        return ZipImages(source)
+    import tensorflow as tf  # only now: this module's numbers and defaults need no TensorFlow
+
+    from monet_keras.data.source import DomainFiles, find_images
+
+    if isinstance(source, (str, os.PathLike, DomainFiles)):
+        files = find_images(source, "monet")  # paintings, real or generated
+        return DomainImages(files.checked(skip_corrupt=True, log=log) if skip_corrupt else files)
 
     if isinstance(source, tf.data.Dataset):
         return DatasetImages(source)
     raise MonetKerasError(f"cannot read images from a {type(source).__name__}; "
                           "pass a folder, a zip file, a numpy array or a tf.data.Dataset")
-
-
-def monet_images(source) -> ImageSource:
-    """The Monet paintings of a Kaggle-layout root, or the images of a plain folder or zip.
-
-    A folder holding ``monet_jpg/`` reads that; else one holding ``monet_tfrec/`` (or ``*.tfrec``
-    files itself) reads the TFRecords; anything else goes to :func:`open_images`.
-    """
-    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
-        root = os.fspath(source)
-        if os.path.isdir(os.path.join(root, "monet_jpg")):
-            return FolderImages(os.path.join(root, "monet_jpg"))
-        for folder in (os.path.join(root, "monet_tfrec"), root):
-            if os.path.isdir(folder):
-                shards = sorted(n for n in os.listdir(folder) if n.endswith(".tfrec"))
-                if shards and not any(_is_image_name(n) for n in os.listdir(folder)):
-                    return TFRecordImages([os.path.join(folder, n) for n in shards])
-    return open_images(source)
 
 
 # --- resizing and extraction --------------------------------------------------------------

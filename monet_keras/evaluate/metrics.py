@@ -265,11 +265,14 @@ def _note(extractor):
 
 
 def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBSET_SIZE,
-             kid_subsets=KID_SUBSETS, seed=0, json_path=None, report_path=None, verbose=1) -> dict:
+             kid_subsets=KID_SUBSETS, seed=0, json_path=None, report_path=None, verbose=1,
+             skip_corrupt=False) -> dict:
     """Score generated images against real Monet paintings; optionally write JSON and a report PNG.
 
     ``generated``: ``images.zip``, a folder, an array or a dataset (see ``features.open_images``).
-    ``real``: a folder of Monet images, or a Kaggle-layout root (``features.monet_images``).
+    ``real``: a folder of Monet images, a Kaggle-layout root (its Monet paintings) or an array.
+    ``skip_corrupt``: leave out the unreadable or odd images of folders and TFRecords (checked
+    first) instead of stopping at the first one.
     ``extractor``: a ``features.FeatureExtractor`` (``inception_extractor()``,
     ``standin_extractor()``) or a callable. Returns :func:`compute_scores`'s dict plus
     ``generated``, ``real``, the extractor's identity (``extractor``, ``weights``, ``image_size``,
@@ -278,8 +281,8 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
     from monet_keras.evaluate import memorization
 
     extractor = feats.as_extractor(extractor)
-    generated_images = feats.open_images(generated)
-    real_images = feats.monet_images(real)
+    generated_images = feats.open_images(generated, skip_corrupt)
+    real_images = feats.open_images(real, skip_corrupt)
     if verbose:
         print(f"extractor: {extractor.label}")
         print(f"generated: {generated_images.description}")

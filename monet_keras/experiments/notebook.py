@@ -1,52 +1,29 @@
 """The notebook's steps as functions, so that each cell of ``notebooks/monet_cyclegan.ipynb`` is a
-few lines: build the config from the ``parameters`` cell, find the data, show a saved figure,
+few lines: build the config from the ``parameters`` cell, check the data, show a saved figure,
 translate example photos, write ``images.zip`` and evaluate it.
 
 Every figure is written as a PNG into the run folder first and then displayed from that file,
 so a headless run (papermill, CI) leaves the same figures on disk as an interactive one.
 
-Where the data comes from (:func:`find_data`), first match wins:
-
-1. ``data_dir`` given: that folder (or ``gs://`` path);
-2. the Kaggle input folder ``/kaggle/input/gan-getting-started`` (on a TPU: its GCS path);
-3. the built-in demo data (:func:`tfrecords_tools.demo.make_demo`), written once into
-   ``demo_dir`` and reused afterwards.
+The data folder comes from :func:`monet_keras.data.source.find_data` (the given ``data_dir``,
+else Kaggle's input folder, else built-in demo data). :func:`checked_data` checks its images
+once; every later step reads through the DataFolder it returns, so the records ``skip_corrupt``
+leaves out are left out everywhere (figures, training, examples, images.zip, evaluation).
 """
 
 import dataclasses
 import os
 
-from monet_keras.accel import runtime
 from monet_keras.config import ExperimentConfig, variant
-from monet_keras.errors import MonetKerasError
+from monet_keras.data import source
 from monet_keras.train.run_folder import RunFolder
 
 NOTEBOOK_OUT_DIR = "runs/notebook"  # default run folder off Kaggle
 
-# The built-in demo data: Kaggle's layout and image size, far fewer images.
-DEMO_MONET = 60
-DEMO_PHOTOS = 120
-DEMO_SIZE = 256
-DEMO_SEED = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """A data folder and where it was found: ``"given"``, ``"kaggle"``, ``"kaggle-gcs"`` or ``"demo"``."""
-
-    path: str
-    origin: str
-
-    def describe(self):
-        words = {"given": "the data_dir parameter", "kaggle": "the Kaggle input folder",
-                 "kaggle-gcs": "the Kaggle data's GCS bucket (TPU)",
-                 "demo": "built-in demo data (procedural scenes, not Monet paintings)"}
-        return f"data: {self.path} ({words[self.origin]})"
-
 
 def default_out_dir():
     """``/kaggle/working`` on Kaggle (where Kaggle collects outputs and ``images.zip``), else ``runs/notebook``."""
-    return runtime.KAGGLE_WORKING if runtime.on_kaggle() else NOTEBOOK_OUT_DIR
+    return source.KAGGLE_WORKING if source.on_kaggle() else NOTEBOOK_OUT_DIR
 
 
 def default_demo_dir(out_dir):
@@ -55,52 +32,14 @@ def default_demo_dir(out_dir):
     return os.path.join(os.path.dirname(os.path.abspath(out_dir)), "demo_data")
 
 
-def _is_data_folder(path):
-    from monet_keras import data
-
-    try:
-        for domain in ("monet", "photo"):
-            data.find_domain(path, domain)
-    except MonetKerasError:
-        return False
-    return True
-
-
-def find_data(data_dir="", demo_dir="demo_data", strategy=None, demo_monet=DEMO_MONET,
-              demo_photos=DEMO_PHOTOS, demo_size=DEMO_SIZE):
-    """The data folder to train on, as a :class:`DataSource` (see the module docstring for the order).
-
-    A given ``data_dir`` that does not exist raises :class:`MonetKerasError`. Demo data already
-    in ``demo_dir`` is reused; otherwise ``make_demo`` writes ``demo_monet`` paintings and
-    ``demo_photos`` photos of ``demo_size`` px there (seed 0).
-    """
-    found = runtime.find_data_dir(data_dir or None, strategy)
-    if found is not None:
-        if data_dir:
-            return DataSource(found, "given")
-        return DataSource(found, "kaggle-gcs" if found.startswith("gs://") else "kaggle")
-    demo_dir = os.fspath(demo_dir)
-    if not _is_data_folder(demo_dir):
-        from tfrecords_tools.demo import make_demo
-
-        make_demo(demo_dir, n_monet=demo_monet, n_photos=demo_photos, size=demo_size, seed=DEMO_SEED)
-    return DataSource(demo_dir, "demo")
-
-
-def local_data_dir(config):
-    """A path the Python file readers can open: the Kaggle input folder instead of a GCS bucket."""
-    if config.data_dir.startswith("gs://") and os.path.isdir(runtime.KAGGLE_INPUT):
-        return runtime.KAGGLE_INPUT
-    return config.data_dir
-
-
 def config_from_namespace(namespace, strategy=None, log=print):
     """The run's ExperimentConfig from the notebook's parameter variables.
 
     ``namespace``: a dict such as the notebook's ``globals()``. Its ``variant`` picks the report's
     model; every other name that is an ExperimentConfig field overrides that variant (so any
     field papermill injects takes effect, whether or not the ``parameters`` cell lists it).
-    ``out_dir=""`` means :func:`default_out_dir`; ``data_dir=""`` means :func:`find_data`.
+    ``out_dir=""`` means :func:`default_out_dir`; ``data_dir=""`` means
+    :func:`monet_keras.data.source.find_data` (Kaggle's data, else demo data).
     """
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     overrides = {name: namespace[name] for name in fields if name in namespace and name != "variant"}
@@ -108,9 +47,9 @@ def config_from_namespace(namespace, strategy=None, log=print):
     config = variant(name, **overrides)
     if not config.out_dir:
         config = config.replace(out_dir=default_out_dir())
-    source = find_data(config.data_dir, default_demo_dir(config.out_dir), strategy)
-    log(source.describe())
-    config = config.replace(data_dir=source.path)
+    found = source.find_data(config.data_dir, default_demo_dir(config.out_dir), strategy)
+    log(found.describe())
+    config = config.replace(data_dir=found.path)
     log(f"run folder: {os.path.abspath(config.out_dir)}")
     return config
 
@@ -134,31 +73,37 @@ def show(path):
         print(f"figure: {path}")
 
 
-def describe_data(config, max_images=100):
-    """Draw and save the data description figures (Figs. 2 and 3); return their paths."""
+def checked_data(config, log=print):
+    """The run's data (a :class:`~monet_keras.data.source.DataFolder` at ``config.data_dir``) with
+    every image checked once: bad data stops here with one error naming the first bad record, or
+    with ``config.skip_corrupt`` is marked to be left out by every later step."""
+    return source.DataFolder.find(config.data_dir).checked(config.skip_corrupt, log)
+
+
+def describe_data(config, data, max_images=100):
+    """Draw and save the data description figures (Figs. 2 and 3) of ``data`` (:func:`checked_data`);
+    return their paths."""
     from monet_keras.figures import describe
     from monet_keras.figures import plots
 
-    folder = local_data_dir(config)
-    counts = describe.count_images(folder)
+    counts = describe.count_images(data)
     print("images per domain: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
     run = RunFolder(config.out_dir)
     plots.images_per_domain(counts, save_path=run.images_per_domain_png)
-    histograms = {d: describe.channel_histograms(folder, d, max_images) for d in counts}
+    histograms = {d: describe.channel_histograms(data.domain(d), max_images) for d in counts}
     plots.pixel_histograms(histograms, save_path=run.pixel_histograms_png)
     return run.images_per_domain_png, run.pixel_histograms_png
 
 
-def example_translations(config, generator_path, count=6):
-    """Translate the first ``count`` photos with the saved generator; save the pairs (Fig. 17)."""
+def example_translations(config, data, generator_path, count=6):
+    """Translate the first ``count`` photos of ``data`` with the saved generator; save the pairs (Fig. 17)."""
     import keras
 
-    from monet_keras import data
+    from monet_keras.data.pipeline import first_images
     from monet_keras.figures import plots
 
     generator = keras.saving.load_model(generator_path, compile=False)
-    files = data.find_domain(local_data_dir(config), "photo")
-    photos = data.first_images(files, config.image_size, count, skip=data.skip_keys(files, config.skip_corrupt))
+    photos = first_images(data.photo, config.image_size, count)
     fakes = generator(photos, training=False)
     path = RunFolder(config.out_dir).examples_png
     plots.translation_grid(keras.ops.convert_to_numpy(photos), keras.ops.convert_to_numpy(fakes),
@@ -166,8 +111,8 @@ def example_translations(config, generator_path, count=6):
     return path
 
 
-def write_images_zip(config, generator_path):
-    """Translate every photo into ``RUN_DIR/images.zip`` and validate it; returns the zip's path.
+def write_images_zip(config, data, generator_path):
+    """Translate every photo of ``data`` into ``RUN_DIR/images.zip`` and validate it; returns the zip's path.
 
     Fewer photos than Kaggle's 7,000 (demo data) are accepted with a note: such a zip checks the
     pipeline but is not a valid Kaggle submission.
@@ -176,7 +121,7 @@ def write_images_zip(config, generator_path):
     from monet_keras.submit import zipcheck
 
     path = RunFolder(config.out_dir).images_zip
-    report = translate.write_submission(generator_path, local_data_dir(config), path, quality=config.jpeg_quality)
+    report = translate.write_submission(generator_path, data.photo, path, quality=config.jpeg_quality)
     print(report.summary())
     allow_small = report.count < zipcheck.MIN_COUNT
     min_count, max_count = zipcheck.count_range(allow_small)
@@ -189,27 +134,25 @@ def write_images_zip(config, generator_path):
     return path
 
 
-def translated_photos(config, generator_path, batch_size=16):
-    """Every photo translated by the saved generator, as an image source for the evaluation.
+def translated_photos(config, data, generator_path, batch_size=16):
+    """Every photo of ``data`` translated by the saved generator, as an image source for the evaluation.
 
     The generator runs eagerly on the batches (on the GPU/TPU when there is one); only reading
     and decoding happen in tf.data, which runs on the CPU.
     """
     import keras
 
-    from monet_keras import data
+    from monet_keras.data.pipeline import iterate, load_images
     from monet_keras.evaluate import features
 
     generator = keras.saving.load_model(generator_path, compile=False)
-    files = data.find_domain(local_data_dir(config), "photo")
-    skip = data.skip_keys(files, config.skip_corrupt)
-    batches = data.load_images(files, config.image_size, skip=skip).batch(batch_size)
+    batches = load_images(data.photo, config.image_size).batch(batch_size)
 
     class TranslatedPhotos(features.ImageSource):
         description = f"photos translated by {generator_path}"
 
         def __iter__(self):
-            for photos in batches:
+            for photos in iterate(data.photo, batches):
                 yield from keras.ops.convert_to_numpy(generator(photos, training=False))
 
     return TranslatedPhotos()
@@ -227,22 +170,21 @@ def pick_extractor(weights="auto", log=print):
         return features.standin_extractor()
 
 
-def heldout_paintings(config):
-    """The Monet paintings the run kept out of training (``holdout_monet``), as one array, or None."""
+def heldout_paintings(config, data):
+    """The Monet paintings of ``data`` the run kept out of training (``holdout_monet``), as one array, or None."""
     import numpy as np
 
-    from monet_keras import data
+    from monet_keras.data.pipeline import iterate, load_images
 
     names = set(RunFolder(config.out_dir).holdout_names())
     if config.holdout_monet <= 0 or not names:
         return None
-    files = data.find_domain(local_data_dir(config), "monet")
-    return np.stack([image for name, image in data.load_images(files, with_names=True).as_numpy_iterator()
-                     if name.decode("utf-8") in names])
+    paintings = load_images(data.monet, with_names=True)
+    return np.stack([image for name, image in iterate(data.monet, paintings) if name.decode("utf-8") in names])
 
 
-def evaluate_run(config, generated, extractor=None):
-    """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet paintings.
+def evaluate_run(config, data, generated, extractor=None):
+    """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet paintings of ``data``.
 
     ``generated``: ``images.zip`` or the source from :func:`translated_photos`. The paintings are
     the run's held-out ones when it kept some out of training (``holdout_monet``), else all of
@@ -254,9 +196,9 @@ def evaluate_run(config, generated, extractor=None):
 
     extractor = extractor or pick_extractor()
     run = RunFolder(config.out_dir)
-    real = heldout_paintings(config)
+    real = heldout_paintings(config, data)
     if real is None:
-        real = local_data_dir(config)
+        real = data.monet
         print("real paintings: all of the data folder's, including those trained on")
     else:
         print(f"real paintings: the {len(real)} held out of training")

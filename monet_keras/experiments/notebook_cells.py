@@ -55,6 +55,7 @@ learning_rate = 2e-4
 lr_decay_epochs = 0
 cycle_noise_std = 0.0     # report eq. 8 ("adversarial self-defense"): 0.08 in the report's test
 holdout_monet = 0
+skip_corrupt = False      # True = leave out (and count) unreadable or odd images instead of stopping
 seed = 42
 precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
 evaluate = True           # MiFID estimate and memorization report
@@ -93,10 +94,13 @@ print(f"variant {config.variant}; differs from the default Os model in: {nb.chan
     ("markdown", """\
 ## Data description
 
-How many images each domain has (report Fig. 2) and the per-channel pixel distributions of
-both domains (Fig. 3, from the first 100 images of each)."""),
+Every image is checked once, here: unreadable or odd ones stop the notebook with one line naming
+the first, or with `skip_corrupt = True` are left out of everything below. Then how many images
+each domain has (report Fig. 2) and the per-channel pixel distributions of both domains (Fig. 3,
+from the first 100 images of each)."""),
     ("code", """\
-domains_png, histograms_png = nb.describe_data(config, max_images=100)
+data = nb.checked_data(config)
+domains_png, histograms_png = nb.describe_data(config, data, max_images=100)
 nb.show(domains_png)
 nb.show(histograms_png)"""),
     ("markdown", f"""\
@@ -109,7 +113,7 @@ U-Net generators, PatchGAN discriminators, lambda_cycle = 10, identity 0.5 * lam
 
 Training resumes from the run folder's last checkpoint when it is run again."""),
     ("code", """\
-result = training.train(config, strategy=strategy)
+result = training.train(config, strategy=strategy, data=data)
 print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; generator: {result.generator_path}")"""),
     ("markdown", """\
 ## Learning curves
@@ -123,7 +127,7 @@ nb.show(run.learning_curves_png)"""),
 
 Photos and their Monet-style translation by the trained generator (report Fig. 17)."""),
     ("code", """\
-nb.show(nb.example_translations(config, result.generator_path, count=6))"""),
+nb.show(nb.example_translations(config, data, result.generator_path, count=6))"""),
     ("markdown", """\
 ## Diagnostics
 
@@ -134,7 +138,7 @@ input in invisible noise reconstructs well without the noise and badly with it."
     ("code", """\
 from monet_keras.figures import self_adversarial
 
-check = self_adversarial.write_figures(run.path, config.data_dir)
+check = self_adversarial.write_figures(run.path, data)
 for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png):
     nb.show(png)"""),
     ("markdown", """\
@@ -143,7 +147,7 @@ for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.sel
 Every photo translated into `images.zip` in the run folder (on Kaggle: `/kaggle/working/images.zip`)
 and checked as Kaggle would: a flat zip of 7,000 to 10,000 JPEGs of 256x256x3."""),
     ("code", """\
-images_zip = nb.write_images_zip(config, result.generator_path) if config.make_submission else None"""),
+images_zip = nb.write_images_zip(config, data, result.generator_path) if config.make_submission else None"""),
     ("markdown", """\
 ## Evaluate
 
@@ -154,8 +158,8 @@ pretrained InceptionV3 weights a stand-in extractor is used and the numbers are 
 *NOT comparable to Kaggle*."""),
     ("code", """\
 if config.evaluate:
-    generated = images_zip or nb.translated_photos(config, result.generator_path)
-    scores = nb.evaluate_run(config, generated)
+    generated = images_zip or nb.translated_photos(config, data, result.generator_path)
+    scores = nb.evaluate_run(config, data, generated)
     nb.show(run.memorization_report_png)"""),
     ("markdown", """\
 ## Outputs

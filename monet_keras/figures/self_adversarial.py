@@ -14,7 +14,8 @@ import json
 import keras
 import numpy as np
 
-from monet_keras import data
+from monet_keras.data.pipeline import first_images
+from monet_keras.data.source import DataFolder
 from monet_keras.figures import augmentation
 from monet_keras.model import augment
 from monet_keras.figures import plots
@@ -92,22 +93,21 @@ def _figure(photos, photo_rows, monets, monet_rows, result):
 
 # --- the `figures` command: the report's diagnostic figures for a finished run -----------------
 
-def write_figures(run_dir, data_dir=None, count=4, log=print):
+def write_figures(run_dir, data=None, count=4, log=print):
     """Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``.
 
-    Uses the run's ``config.json`` (image size, augmentation strengths) and its two saved
-    generators; images come from ``data_dir`` (default: the run's data folder).
+    Uses the run's ``config.json`` (image size, augmentation strengths, skip_corrupt) and its two
+    saved generators; images come from ``data``: a data folder path or a DataFolder, maybe checked
+    already (default: the run's data folder).
     """
     run = RunFolder(run_dir)
     config = run.read_config()
-    data_dir = data_dir or config.data_dir
+    if not isinstance(data, DataFolder):
+        data = DataFolder.find(data or config.data_dir)
+    if config.skip_corrupt:
+        data = data.checked(skip_corrupt=True, log=log)
     size = config.image_size
-
-    def first(domain):
-        files = data.find_domain(data_dir, domain)
-        return data.first_images(files, size, count, skip=data.skip_keys(files, config.skip_corrupt, log))
-
-    photos, monets = first("photo"), first("monet")
+    photos, monets = first_images(data.photo, size, count), first_images(data.monet, size, count)
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,
                                         seed=config.seed)
     written = [run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png]

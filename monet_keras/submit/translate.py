@@ -2,7 +2,7 @@
 
 The pipeline, for N photos and batch size B:
 
-1. tf.data reads the photos (TFRecords or JPEGs, :mod:`monet_keras.data`), decodes them to
+1. tf.data reads the photos (TFRecords or JPEGs, :mod:`monet_keras.data.pipeline`), decodes them to
    float32 in [-1, 1] at the generator's input size S (bilinear, antialiased resize when the
    photos are not S x S) and batches them, prefetching in the background;
 2. one traced ``tf.function`` per batch: ``generator(x, training=False)``; when S != 256 the
@@ -14,7 +14,9 @@ The pipeline, for N photos and batch size B:
    compress) to a zip opened under a temporary name, renamed to ``out_zip`` only once complete.
 
 At most two encoded batches wait at any time, so memory does not grow with N. An error or an
-interrupt part-way leaves no ``out_zip`` (an existing one is left untouched).
+interrupt part-way leaves no ``out_zip`` (an existing one is left untouched). An unreadable
+photo stops it with one error naming the photo's file and record, unless ``skip_corrupt``
+leaves such photos out (checked once, before translating).
 ``python -m monet_keras translate`` runs this and then :func:`monet_keras.submit.zipcheck.validate_zip`.
 """
 
@@ -30,7 +32,8 @@ import keras
 import tensorflow as tf
 from PIL import Image
 
-from monet_keras import data
+from monet_keras.data import pipeline
+from monet_keras.data.source import DomainFiles, find_images
 from tfrecords_tools.atomic import atomic_path
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
@@ -88,7 +91,7 @@ def generator_input_size(model, image_size=None):
     return int(fixed or image_size or OUTPUT_SIZE)
 
 
-def count_photos(files: data.DomainFiles):
+def count_photos(files: DomainFiles):
     """How many photos ``files`` hold without reading them: JPEG files, or the counts in Kaggle
     shard names (``photo00-352.tfrec``); None when a shard name carries no count."""
     if files.kind == "jpeg":
@@ -142,24 +145,25 @@ def _zip_info(entry, when):
     return info
 
 
-def _user_error(error, where, written, batch_size):
+def _user_error(error, files, batch_size):
     """A one-line :class:`MonetKerasError` for a TensorFlow error the user can act on, else None."""
     if isinstance(error, tf.errors.ResourceExhaustedError):
         return MonetKerasError(f"out of memory with batch_size={batch_size}; try a smaller batch size")
     if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)):
-        return MonetKerasError(f"cannot read photos in {where} after {written} images: "
-                               f"{error.message.strip().splitlines()[0]}")
+        return pipeline.read_error(files, error)
     return None
 
 
 def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, quality=DEFAULT_QUALITY,
-                     image_size=None, progress=True) -> SubmissionReport:
+                     image_size=None, progress=True, skip_corrupt=False, log=print) -> SubmissionReport:
     """Translate every photo at ``photos`` with ``generator`` into a flat zip of 256x256 JPEGs.
 
     ``generator``: a ``keras.Model`` or a ``.keras`` path. ``photos``: anything
-    :func:`monet_keras.data.find_images` accepts (Kaggle-layout root, folder of JPEGs or .tfrec
-    files, one .tfrec). ``image_size`` is only needed for a generator without a fixed input size.
-    ``progress``: show a ``keras.utils.Progbar``.
+    :func:`monet_keras.data.source.find_images` accepts (Kaggle-layout root, folder of JPEGs or
+    .tfrec files, one .tfrec, or DomainFiles, which may be checked already). ``image_size`` is only
+    needed for a generator without a fixed input size. ``progress``: show a ``keras.utils.Progbar``.
+    ``skip_corrupt``: check every photo first and leave out the unreadable or odd ones (reported
+    through ``log``); else an unreadable photo stops it with an error naming it.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise MonetKerasError(f"bad parameter batch_size={batch_size!r}: expected a positive integer")
@@ -168,11 +172,13 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
     out_zip = os.fspath(out_zip)
     if os.path.isdir(out_zip):
         raise MonetKerasError(f"output {out_zip} is a folder; give a file name such as images.zip")
-    files = data.find_images(photos, "photo")
+    files = find_images(photos, "photo")
+    if skip_corrupt:
+        files = files.checked(skip_corrupt=True, log=log)
     model = load_generator(generator)
     size = generator_input_size(model, image_size)
     translate = translate_function(model, size)
-    batches = data.load_images(files, size, with_names=True).batch(batch_size).prefetch(2)
+    batches = pipeline.load_images(files, size, with_names=True).batch(batch_size).prefetch(2)
     bar = keras.utils.Progbar(count_photos(files), unit_name="image") if progress else None
 
     start = time.time()
@@ -206,7 +212,7 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
         except BaseException as error:
             for future in pending:
                 future.cancel()
-            user_error = _user_error(error, files.where, written, batch_size)
+            user_error = _user_error(error, files, batch_size)
             if user_error is None:
                 raise
             raise user_error from None

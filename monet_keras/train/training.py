@@ -14,9 +14,9 @@ import time
 import keras
 import tensorflow as tf
 
-from monet_keras import data
 from monet_keras.accel import fused_adam, malloc, policy, runtime
 from monet_keras.config import ExperimentConfig
+from monet_keras.data.pipeline import first_images, training_data
 from monet_keras.errors import MonetKerasError
 from monet_keras.figures import plots
 from monet_keras.model import augment, networks
@@ -152,8 +152,12 @@ def _check_resumable(run, config):
                 f"use another --out or the same settings to resume")
 
 
-def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") -> RunResult:
-    """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one."""
+def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", data=None) -> RunResult:
+    """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one.
+
+    ``data``: the run's :class:`~monet_keras.data.source.DataFolder`, maybe checked already (the
+    notebook hands its own on, so the images are checked once); default: found at ``config.data_dir``.
+    """
     config.validate()
     start = time.time()
     run = RunFolder(config.out_dir)
@@ -166,7 +170,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
         malloc.tune_malloc()
     log(f"runs on {speed.describe()}")
 
-    train_data = data.training_data(config, log=log)
+    train_data = training_data(config, data, log=log)
     log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
         f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
@@ -182,7 +186,7 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto") ->
 
     epochs_trained = 0
     if initial_epoch < config.epochs:
-        photos = data.first_images(train_data.photo, config.image_size, SAMPLE_COUNT, skip=train_data.skip)
+        photos = first_images(train_data.photo, config.image_size, SAMPLE_COUNT)
         callbacks = [
             cb.StopOnNonFinite(train_data.steps_per_epoch),
             cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),
