@@ -39,11 +39,11 @@ import re
 import shutil
 import sys
 
-from monet_keras.submit import zipcheck
-from tfrecords_tools.atomic import write_text
 from monet_keras.errors import MonetKerasError, run_command
-from tfrecords_tools.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
+from monet_keras.submit import zipcheck
 from monet_keras.submit.kaggle_package import COMPETITION, kernel_metadata
+from tfrecords_tools.atomic import write_text
+from tfrecords_tools.kaggle_cli import KaggleCliFailed, cli_lines, find_credentials, run_kaggle, shown
 
 OUTPUT_FILE = "images.zip"
 DEFAULT_NOTEBOOK = os.path.join("notebooks", "monet_cyclegan.ipynb")
@@ -84,51 +84,51 @@ def resolve_kernel(kernel, credentials):
     return f"{owner}/{slug}"
 
 
-def _credentials_or_warn(dry_run, print_fn):
+def _credentials_or_warn(dry_run):
     try:
         return find_credentials()
     except MonetKerasError as e:
         if not dry_run:
             raise
-        print_fn(f"warning: {e} (the real run would stop here)")
+        print(f"warning: {e} (the real run would stop here)")
         return None
 
 
-def _check_zip(path, allow_small, print_fn):
+def _check_zip(path, allow_small):
     min_count, max_count = zipcheck.count_range(allow_small)
     if allow_small:
-        zipcheck.note_allow_small(min_count, max_count, print_fn)
+        zipcheck.note_allow_small(min_count, max_count)
     problems = zipcheck.validate_zip(path, min_count, max_count)
-    return zipcheck.report(path, problems, min_count, max_count, print_fn)
+    return zipcheck.report(path, problems, min_count, max_count)
 
 
-def submit_file(args, print_fn=print):
+def submit_file(args):
     if args.generator or args.photos:
         if not (args.generator and args.photos):
             raise MonetKerasError("give both --generator and --photos to build the zip (or --zip)")
         from monet_keras.submit.translate import write_submission  # TensorFlow only when building
         zip_path = args.zip or OUTPUT_FILE
-        print_fn(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
-                                  quality=args.quality, skip_corrupt=args.skip_corrupt, log=print_fn).summary())
+        print(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
+                                  quality=args.quality, skip_corrupt=args.skip_corrupt).summary())
     elif args.zip:
         zip_path = args.zip
     else:
         raise MonetKerasError("give --zip images.zip, or --generator and --photos to build it")
-    if _check_zip(zip_path, args.allow_small, print_fn) != 0:
+    if _check_zip(zip_path, args.allow_small) != 0:
         return EXIT_KAGGLE_FAILED
-    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    credentials = _credentials_or_warn(args.dry_run)
     kaggle_args = file_submit_args(zip_path, args.competition, args.message)
     if args.dry_run:
-        print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
+        print(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
         return 0
-    print_fn(f"uploading {zip_path} ({os.path.getsize(zip_path) / 1e6:.1f} MB) to {args.competition}")
-    run_kaggle(kaggle_args, credentials, print_fn, attempts=args.attempts, retry_delay=args.retry_delay,
+    print(f"uploading {zip_path} ({os.path.getsize(zip_path) / 1e6:.1f} MB) to {args.competition}")
+    run_kaggle(kaggle_args, credentials, attempts=args.attempts, retry_delay=args.retry_delay,
                final_step=FINAL_STEP)
-    print_fn(f"submitted {zip_path} to {args.competition}")
+    print(f"submitted {zip_path} to {args.competition}")
     return 0
 
 
-def push_notebook(args, print_fn=print):
+def push_notebook(args):
     notebook = args.notebook
     try:
         with open(notebook, encoding="utf-8") as f:
@@ -137,7 +137,7 @@ def push_notebook(args, print_fn=print):
         cells = None
     if not isinstance(cells, list):
         raise MonetKerasError(f"notebook {notebook} is missing or not a Jupyter notebook")
-    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    credentials = _credentials_or_warn(args.dry_run)
     kernel = resolve_kernel(args.kernel, credentials)
     owner = kernel.split("/")[0]
     datasets = list(args.dataset or [])
@@ -152,33 +152,33 @@ def push_notebook(args, print_fn=print):
     shutil.copyfile(notebook, os.path.join(args.folder, code_file))
     write_text(os.path.join(args.folder, "kernel-metadata.json"), json.dumps(metadata, indent=2) + "\n")
     kaggle_args = ["kernels", "push", "-p", args.folder]
-    print_fn(f"wrote {args.folder}/kernel-metadata.json: {kernel}, accelerator {accelerator or 'none (CPU)'}, "
+    print(f"wrote {args.folder}/kernel-metadata.json: {kernel}, accelerator {accelerator or 'none (CPU)'}, "
              f"internet off, competition {args.competition}, datasets {', '.join(datasets) or 'none'}")
     if args.dry_run:
-        print_fn(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
+        print(f"dry run, nothing uploaded; would run: {shown(kaggle_args)}")
         return 0
-    stdout = run_kaggle(kaggle_args, credentials, print_fn)
+    stdout = run_kaggle(kaggle_args, credentials)
     errors = [line for line in cli_lines(stdout) if line.startswith("Kernel push error")]
     if errors:
         raise KaggleCliFailed(f"kaggle kernels push failed: {errors[0]}")
     pushed = _PUSHED.search(stdout)
     version = pushed.group(1) if pushed else "VERSION"
-    print_fn(f"pushed {kernel} version {version}; when it has finished running (kaggle kernels status {kernel}), "
+    print(f"pushed {kernel} version {version}; when it has finished running (kaggle kernels status {kernel}), "
              f"submit it with:\n  python kaggle_submit.py code --kernel {kernel} --version {version} -m MESSAGE")
     return 0
 
 
-def submit_code(args, print_fn=print):
+def submit_code(args):
     if args.version < 1:
         raise MonetKerasError(f"bad parameter --version {args.version}: expected a kernel version number >= 1")
-    credentials = _credentials_or_warn(args.dry_run, print_fn)
+    credentials = _credentials_or_warn(args.dry_run)
     kernel = resolve_kernel(args.kernel, credentials)
     kaggle_args = code_submit_args(kernel, args.version, args.competition, args.message, args.output_file)
     if args.dry_run:
-        print_fn(f"dry run, nothing submitted; would run: {shown(kaggle_args)}")
+        print(f"dry run, nothing submitted; would run: {shown(kaggle_args)}")
         return 0
-    run_kaggle(kaggle_args, credentials, print_fn)
-    print_fn(f"submitted {kernel} version {args.version} ({args.output_file}) to {args.competition}")
+    run_kaggle(kaggle_args, credentials)
+    print(f"submitted {kernel} version {args.version} ({args.output_file}) to {args.competition}")
     return 0
 
 

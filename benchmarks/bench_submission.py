@@ -27,7 +27,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-
 from monet_keras.data.pipeline import load_images  # noqa: E402
 from monet_keras.data.source import find_images  # noqa: E402
 from monet_keras.model.networks import build_generator  # noqa: E402

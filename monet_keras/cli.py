@@ -15,7 +15,6 @@ from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.evaluate import features, metrics
 from monet_keras.submit import zipcheck
 
-
 # --- train ----------------------------------------------------------------------------------
 
 def add_config_arguments(parser):

@@ -7,17 +7,17 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 from PIL import Image
 
+from monet_keras.config import ExperimentConfig
+from monet_keras.errors import MonetKerasError
 from monet_keras.figures import augmentation
 from monet_keras.model import augment
 from monet_keras.model.augment import TrainingAugmentation, build_augmenter
-from monet_keras.config import ExperimentConfig
-from monet_keras.errors import MonetKerasError
 
 SIZE = 32
 

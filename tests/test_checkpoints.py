@@ -15,10 +15,6 @@ from monet_keras.train.training import build_gan
 NETWORKS = ("monet_generator", "photo_generator", "monet_discriminator", "photo_discriminator")
 
 
-def quiet(*_):
-    pass
-
-
 def _randomize(gan, seed):
     """Random weights and optimizer slots (one Adam step with random gradients)."""
     rng = np.random.default_rng(seed)
@@ -94,7 +90,7 @@ def test_restore_goes_by_name_not_position(tmp_path):
     _randomize(saved, 1)
     _randomize(restored, 2)
     checkpoints.save_checkpoint(saved, tmp_path, 3)
-    assert checkpoints.restore_latest(restored, tmp_path, log=quiet) == 3
+    assert checkpoints.restore_latest(restored, tmp_path) == 3
     want, got = _by_name(saved), _by_name(restored)
     assert want.keys() == got.keys()
     for key in want:
@@ -109,7 +105,7 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
     np.savez(os.path.join(tmp_path, "epoch-0001.npz"), epoch=np.array(1), **old)
     with pytest.raises(MonetKerasError, match=r"belongs to a different model: .*it lacks monet_\w+/a/\w+"
                                               r"; it has net0/0\)"):
-        checkpoints.restore_latest(gan, tmp_path, log=quiet)
+        checkpoints.restore_latest(gan, tmp_path)
     assert os.path.exists(os.path.join(tmp_path, "epoch-0001.npz"))  # not mistaken for a corrupt file
 
     # Same names, another shape.
@@ -121,4 +117,4 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
     narrow.compile(*(keras.optimizers.Adam(1e-3) for _ in NETWORKS))
     checkpoints.save_checkpoint(wider, tmp_path / "wide", 1)
     with pytest.raises(MonetKerasError, match=r"monet_generator/a/kernel has shape \(4, 5\), the model expects \(4, "):
-        checkpoints.restore_latest(narrow, tmp_path / "wide", log=quiet)
+        checkpoints.restore_latest(narrow, tmp_path / "wide")

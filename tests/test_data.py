@@ -2,16 +2,17 @@
 stop training or are skipped. Finding and checking the data: tests/test_source.py."""
 
 import collections
+import logging
 import os
 
 import numpy as np
 import pytest
+from kaggle_fixtures import coded_image, decoded_index, jpeg_bytes, write_kaggle_folder
 from PIL import Image
 
-from kaggle_fixtures import coded_image, decoded_index, jpeg_bytes, write_kaggle_folder
+from monet_keras.config import tiny
 from monet_keras.data import pipeline
 from monet_keras.data.source import DataFolder, find_domain, find_images
-from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
 
 
@@ -115,6 +116,7 @@ def test_batch_larger_than_epoch(folder):
 
 def _append_records(root, domain, records):
     import tensorflow as tf
+
     from tfrecords_tools import schema
 
     path = f"{root}/{domain}_tfrec/{schema.shard_name(domain, 9, len(records))}"
@@ -143,7 +145,7 @@ def test_bad_record_stops_before_training(tmp_path, record, what):
     bad_file = _append_records(root, "photo", [record])
     config = tiny("Os", data_dir=root, steps_per_epoch=None)
     with pytest.raises(MonetKerasError) as info:
-        pipeline.training_data(config, log=lambda *_: None)
+        pipeline.training_data(config)
     message = str(info.value)
     assert bad_file in message and what in message and "\n" not in message
 
@@ -152,19 +154,19 @@ def test_wrong_size_image_stops(tmp_path):
     root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
     bad_file = _append_records(root, "photo", [_example("odd", jpeg_bytes(np.zeros((48, 48, 3))))])
     with pytest.raises(MonetKerasError, match="48"):
-        pipeline.training_data(tiny("Os", data_dir=root, steps_per_epoch=None), log=lambda *_: None)
+        pipeline.training_data(tiny("Os", data_dir=root, steps_per_epoch=None))
     assert bad_file
 
 
-def test_skip_corrupt_counts_and_skips(tmp_path):
+def test_skip_corrupt_counts_and_skips(tmp_path, caplog):
     root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
     good = jpeg_bytes(coded_image("photo", 7, 32))
     _append_records(root, "photo", [_example("bad0", b"garbage"), _example("photo0007", good),
                                     _example("bad1", jpeg_bytes(np.zeros((32, 32)), quality=90))])
-    messages = []
     config = tiny("Os", data_dir=root, steps_per_epoch=None, skip_corrupt=True, batch_size=1)
-    train = pipeline.training_data(config, log=messages.append)
-    assert train.n_photo == 7 and "skipping 2" in messages[0]
+    with caplog.at_level(logging.INFO, logger="monet_keras"):
+        train = pipeline.training_data(config)
+    assert train.n_photo == 7 and "skipping 2" in caplog.messages[0]
     _, photos = epoch_indices(train.dataset)
     assert sorted(photos) == list(range(8))[:6] + [7]
 
@@ -183,7 +185,7 @@ def good_photo_names(corrupt_data_dir):
 
 
 def test_readers_leave_out_what_the_check_marked(photo_files, corrupt_data_dir):
-    checked = photo_files.checked(skip_corrupt=True, log=lambda *_: None)
+    checked = photo_files.checked(skip_corrupt=True)
     good = good_photo_names(corrupt_data_dir)
     assert sorted(pipeline.list_names(checked)) == good
     pairs = list(pipeline.iterate(checked, pipeline.load_images(checked, 32, with_names=True)))
@@ -209,7 +211,7 @@ def test_unchecked_files_name_the_bad_record_on_reading(photo_files, corrupt_dat
 def test_training_takes_checked_files_without_scanning_again(corrupt_data_dir, monkeypatch):
     from monet_keras.data import source
 
-    data = DataFolder.find(corrupt_data_dir).checked(skip_corrupt=True, log=lambda *_: None)
+    data = DataFolder.find(corrupt_data_dir).checked(skip_corrupt=True)
     monkeypatch.setattr(source, "scan", lambda *a, **k: pytest.fail("scanned again"))
     config = tiny("Us", data_dir=str(corrupt_data_dir), skip_corrupt=True, batch_size=1, steps_per_epoch=None)
     train = pipeline.training_data(config, data)

@@ -56,12 +56,13 @@ def test_figures_command_on_a_run(tmp_path):
     import sys
 
     from kaggle_fixtures import write_kaggle_folder
+
     from monet_keras.config import tiny
     from monet_keras.train.training import train
 
     root = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
     run = str(tmp_path / "run")
-    train(tiny("Os", data_dir=root, out_dir=run), log=lambda *_: None, verbose=0)
+    train(tiny("Os", data_dir=root, out_dir=run), verbose=0)
     here = os.path.dirname(os.path.dirname(__file__))
     done = subprocess.run([sys.executable, "-m", "monet_keras", "figures", "--run", run], capture_output=True,
                           text=True, cwd=here, env=dict(os.environ, PYTHONPATH=here, TF_CPP_MIN_LOG_LEVEL="2"),

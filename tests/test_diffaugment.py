@@ -5,15 +5,15 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 from PIL import Image
 
+from monet_keras.errors import MonetKerasError
 from monet_keras.figures import augmentation
 from monet_keras.model.diffaugment import OPS, diff_augment, parse_policy, stateless_seed
-from monet_keras.errors import MonetKerasError
 
 SIZES_AND_BATCHES = [(48, 3), (33, 1), (30, 3)]
 

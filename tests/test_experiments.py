@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from monet_keras.experiments import runner as ex
 from monet_keras.cli import main
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import runner as ex
+
 pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_notebook.py
 
 

@@ -8,9 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from monet_keras.model import cyclegan
 from monet_keras.accel import policy
-from monet_keras.model import networks
+from monet_keras.model import cyclegan, networks
 
 SIZE, BASE, BATCH = 32, 8, 2
 LR = 0.5

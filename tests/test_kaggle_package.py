@@ -10,10 +10,10 @@ import zipfile
 import pytest
 
 import monet_keras
-from monet_keras.experiments import notebook_cells
-from monet_keras.submit import kaggle_package as kp
 from monet_keras.cli import main
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import notebook_cells
+from monet_keras.submit import kaggle_package as kp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

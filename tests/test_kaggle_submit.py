@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 import kaggle_submit
-from tfrecords_tools import kaggle_cli
 from monet_keras.errors import MonetKerasError
 from tests.fake_kaggle import DROP, FakeKaggle
+from tfrecords_tools import kaggle_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
@@ -135,6 +135,7 @@ def test_invalid_zip_is_never_uploaded(home, fake, images_zip, capsys):
 
 def test_build_then_submit(home, fake, tmp_path, capsys):
     import keras
+
     from monet_keras.model.networks import build_generator
     photos = tmp_path / "photo_jpg_folder"
     photos.mkdir()

@@ -17,10 +17,8 @@ import pytest
 import scipy.linalg
 from PIL import Image
 
-from monet_keras.evaluate import features
-from monet_keras.evaluate import metrics
-from monet_keras.evaluate import memorization
 from monet_keras.errors import MonetKerasError
+from monet_keras.evaluate import features, memorization, metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monet_keras.experiments import notebook_cells
-from monet_keras.figures import describe
-from monet_keras.figures import plots
+from monet_keras.config import ExperimentConfig
 from monet_keras.data import source
 from monet_keras.data.source import DataFolder, find_domain
-from monet_keras.experiments import notebook as nb
-from monet_keras.config import ExperimentConfig
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import notebook as nb
+from monet_keras.experiments import notebook_cells
+from monet_keras.figures import describe, plots
+
 pytest_plugins = ["notebook_runs"]  # one session fixture shared with test_experiments.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,15 +110,15 @@ def test_config_from_namespace(demo_data_dir, no_kaggle, monkeypatch):
     monkeypatch.setattr(source, "on_kaggle", lambda: False)
     namespace = {"variant": "Us+DiffAug", "data_dir": str(demo_data_dir), "out_dir": "", "image_size": 32,
                  "steps_per_epoch": None, "lambda_cycle": 5.0, "strategy": object(), "np": np}
-    config = nb.config_from_namespace(namespace, log=lambda *_: None)
+    config = nb.config_from_namespace(namespace)
     assert (config.sampling, config.diffaugment) == ("under", "color,translation,cutout")
     assert (config.image_size, config.lambda_cycle, config.steps_per_epoch) == (32, 5.0, None)
     assert config.out_dir == "runs/notebook" and config.data_dir == str(demo_data_dir)
     assert nb.changed_fields(config)["sampling"] == "under"
     with pytest.raises(MonetKerasError, match="image_size"):
-        nb.config_from_namespace(dict(namespace, image_size=48), log=lambda *_: None)
+        nb.config_from_namespace(dict(namespace, image_size=48))
     with pytest.raises(MonetKerasError, match="unknown variant 'Bogus'"):
-        nb.config_from_namespace(dict(namespace, variant="Bogus"), log=lambda *_: None)
+        nb.config_from_namespace(dict(namespace, variant="Bogus"))
 
 
 def test_out_dir_defaults_to_kaggle_working_on_kaggle(monkeypatch):
@@ -167,6 +167,7 @@ def test_notebook_steps_check_the_data_once_and_skip_corrupt_records(corrupt_dat
     figures, training, examples, diagnostics, images.zip, the held-out paintings, evaluation)
     leaves the broken records out."""
     from conftest import DEMO_COUNTS
+
     from monet_keras.config import tiny
     from monet_keras.evaluate import features
     from monet_keras.figures import self_adversarial
@@ -179,14 +180,14 @@ def test_notebook_steps_check_the_data_once_and_skip_corrupt_records(corrupt_dat
     scans = []
     scan = source.scan
     monkeypatch.setattr(source, "scan", lambda *args, **kwargs: scans.append(args) or scan(*args, **kwargs))
-    data = nb.checked_data(config, log=lambda *_: None)
+    data = nb.checked_data(config)
 
     assert describe.count_images(data) == DEMO_COUNTS  # the broken records are not counted
     for path in nb.describe_data(config, data, max_images=100):
         assert Image.open(path).format == "PNG"
-    result = train(config, log=lambda *_: None, verbose=0, data=data)
+    result = train(config, verbose=0, data=data)
     assert Image.open(nb.example_translations(config, data, result.generator_path, count=3)).format == "PNG"
-    self_adversarial.write_figures(config.out_dir, data, count=2, log=lambda *_: None)
+    self_adversarial.write_figures(config.out_dir, data, count=2)
     images_zip = nb.write_images_zip(config, data, result.generator_path)
     photo_names = sorted(n for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg")
     assert sorted(zipfile.ZipFile(images_zip).namelist()) == photo_names

@@ -5,12 +5,12 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import callbacks as cb
-from monet_keras.train import checkpoints
+
 from monet_keras.config import tiny
 from monet_keras.model.image_pool import ImagePool
+from monet_keras.train import callbacks as cb
+from monet_keras.train import checkpoints
 from monet_keras.train.training import build_gan, train
 
 
@@ -52,7 +52,7 @@ def folder(tmp_path_factory):
 def test_schedule_and_pool_in_a_run(folder, tmp_path):
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=3, lr_decay_epochs=2,
                   steps_per_epoch=2, pool_size=3)
-    history = train(config, log=lambda *_: None, verbose=0).history
+    history = train(config, verbose=0).history
     rates = [row["learning_rate"] for row in history]
     np.testing.assert_allclose(rates, [2e-4, 2e-4 * 2 / 3, 2e-4 / 3], rtol=1e-5)
 
@@ -79,10 +79,10 @@ def test_ema_generator_lags_live_weights(folder, tmp_path):
 
 def test_ema_weights_are_what_gets_saved(folder, tmp_path):
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), ema_decay=0.9, steps_per_epoch=3)
-    train(config, log=lambda *_: None, verbose=0)
+    train(config, verbose=0)
     saved = keras.saving.load_model(os.path.join(config.out_dir, "monet_generator.keras"))
     gan = build_gan(config)
-    checkpoints.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"), log=lambda *_: None)
+    checkpoints.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"))
     averages = gan.monet_generator_optimizer._model_variables_moving_average
     for variable, average in zip(saved.trainable_variables, averages):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))

@@ -5,11 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
-
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import checkpoints
+
 from monet_keras.accel import policy
 from monet_keras.config import tiny
+from monet_keras.train import checkpoints
 from monet_keras.train.training import build_gan, train
 
 
@@ -32,7 +32,7 @@ def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
     assert loss_scaled == (precision == "mixed_float16")
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the policy did not leak
 
-    result = train(config, log=lambda *_: None, verbose=0)
+    result = train(config, verbose=0)
     assert all(np.isfinite(v) for v in result.history[0].values())
     saved = keras.saving.load_model(result.generator_path)
     assert all(layer.compute_dtype == "float32" for layer in saved.layers)
@@ -41,7 +41,7 @@ def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
     assert y.dtype == "float32" and np.all(np.isfinite(np.asarray(y)))
     # Same weights as the mixed-precision generator of the last checkpoint: outputs agree to its rounding.
     mixed = build_gan(config)
-    checkpoints.restore_latest(mixed, os.path.join(result.run_dir, "checkpoints"), log=lambda *_: None)
+    checkpoints.restore_latest(mixed, os.path.join(result.run_dir, "checkpoints"))
     np.testing.assert_allclose(np.asarray(y), np.asarray(mixed.monet_generator(x, training=False)), atol=0.05)
 
 

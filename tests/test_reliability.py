@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import checkpoints
+
+from monet_keras.config import tiny
 from monet_keras.data.pipeline import load_images
 from monet_keras.data.source import find_domain
-from monet_keras.config import tiny
 from monet_keras.errors import MonetKerasError
+from monet_keras.train import checkpoints
 from monet_keras.train.run_folder import RunFolder
 from monet_keras.train.training import build_gan, train
 
@@ -50,7 +50,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert f"from epoch {done_before[-1]} of {epochs}" in resumed.stdout
     assert [r["epoch"] for r in RunFolder(out).read_history()] == list(range(1, epochs + 1))
     gan = build_gan(tiny("Os", data_dir=folder))
-    assert checkpoints.restore_latest(gan, out / "checkpoints", log=lambda *_: None) == epochs
+    assert checkpoints.restore_latest(gan, out / "checkpoints") == epochs
     # The optimizer's step count continued rather than restarting.
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == epochs * steps
     import keras
@@ -60,12 +60,12 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
 def test_nan_loss_stops_at_once_and_keeps_last_good_state(tmp_path):
     folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=2)
-    train(config, log=lambda *_: None, verbose=0)
+    train(config, verbose=0)
     checkpoint = os.path.join(config.out_dir, "checkpoints", "epoch-0001.npz")
     stamp = os.path.getmtime(checkpoint)
     # An absurd learning rate blows the weights up to inf/NaN within a few steps.
     with pytest.raises(MonetKerasError, match=r"became (nan|inf|-inf) at step \d+") as info:
-        train(config.replace(epochs=3, learning_rate=1e30, steps_per_epoch=20), log=lambda *_: None, verbose=0)
+        train(config.replace(epochs=3, learning_rate=1e30, steps_per_epoch=20), verbose=0)
     assert "_loss" in str(info.value)
     assert [r["epoch"] for r in RunFolder(config.out_dir).read_history()] == [1]
     kept = checkpoints.list_checkpoints(os.path.join(config.out_dir, "checkpoints"))
@@ -87,7 +87,7 @@ def test_random_record_bytes_only_raise_our_error(tmp_path, blobs):
         files.checked()
     assert "photo09-1.tfrec" in str(info.value) and "\n" not in str(info.value)
     # skip mode reads on without error and keeps only the good images
-    checked = files.checked(skip_corrupt=True, log=lambda *_: None)
+    checked = files.checked(skip_corrupt=True)
     images = list(load_images(checked, 32).as_numpy_iterator())
     assert len(images) == 2 and all(np.isfinite(i).all() for i in images)
 

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from monet_keras.experiments import runner as ex
 from monet_keras.cli import main
 from monet_keras.errors import MonetKerasError
+from monet_keras.experiments import runner as ex
 from monet_keras.experiments.runlock import LOCK_FILE, runs_dir_lock
 from monet_keras.train.run_folder import RunFolder
 

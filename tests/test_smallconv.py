@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from monet_keras.model import networks
 from monet_keras.accel import smallconv
+from monet_keras.model import networks
 
 
 def numpy_conv(x, kernel):

@@ -1,6 +1,7 @@
 """Finding the data (every layout, the TFRecords-before-JPEGs rule, the data folder's origin) and
 checking it once, with skip-corrupt marks that travel with the files."""
 
+import logging
 import os
 import shutil
 import sys
@@ -8,9 +9,9 @@ import types
 
 import numpy as np
 import pytest
-
 from conftest import DEMO_COUNTS
 from kaggle_fixtures import jpeg_bytes, write_kaggle_folder
+
 from monet_keras.data import source
 from monet_keras.data.source import DataFolder, DomainFiles, find_domain, find_images
 from monet_keras.errors import MonetKerasError
@@ -162,14 +163,15 @@ def test_check_names_the_first_bad_record_and_how_to_skip_it(corrupt_data_dir):
         jpegs.checked()
 
 
-def test_skip_corrupt_marks_the_bad_records_once(corrupt_data_dir, monkeypatch):
-    messages = []
-    data = DataFolder.find(corrupt_data_dir).checked(skip_corrupt=True, log=messages.append)
+def test_skip_corrupt_marks_the_bad_records_once(corrupt_data_dir, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="monet_keras"):
+        data = DataFolder.find(corrupt_data_dir).checked(skip_corrupt=True)
     assert data.photo.skip == {f"{corrupt_data_dir}/photo_tfrec/photo10-1.tfrec#0"}
     assert data.monet.skip == {f"{corrupt_data_dir}/monet_tfrec/monet05-1.tfrec#0"}
-    assert [m.split(" (")[0] for m in messages] == ["warning: skipping 1 unreadable or odd monet record(s)",
-                                                    "warning: skipping 1 unreadable or odd photo record(s)"]
-    jpegs = find_images(corrupt_data_dir / "photo_jpg").checked(skip_corrupt=True, log=messages.append)
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records] == [
+        ("WARNING", "skipping 1 unreadable or odd monet record(s)"),
+        ("WARNING", "skipping 1 unreadable or odd photo record(s)")]
+    jpegs = find_images(corrupt_data_dir / "photo_jpg").checked(skip_corrupt=True)
     assert jpegs.skip == {f"{corrupt_data_dir}/photo_jpg/broken.jpg"}
 
     def no_second_scan(*args, **kwargs):
@@ -181,7 +183,9 @@ def test_skip_corrupt_marks_the_bad_records_once(corrupt_data_dir, monkeypatch):
     assert clean.checked().skip == frozenset()  # data on GCS is not scanned
 
 
-def test_good_data_checks_clean(demo_data_dir):
-    data = DataFolder.find(demo_data_dir).checked(log=lambda line: pytest.fail(line))
+def test_good_data_checks_clean(demo_data_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="monet_keras"):
+        data = DataFolder.find(demo_data_dir).checked()
+    assert caplog.messages == []
     assert data.monet.skip == data.photo.skip == frozenset()
     assert (len(data.monet.paths), len(data.photo.paths)) == (5, DEMO_COUNTS["photo"])  # shards

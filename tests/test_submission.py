@@ -18,10 +18,9 @@ from PIL import Image
 
 from monet_keras import cli
 from monet_keras.data.source import find_images
-from monet_keras.submit import translate
-from monet_keras.submit import zipcheck
 from monet_keras.errors import MonetKerasError
 from monet_keras.model.networks import build_generator
+from monet_keras.submit import translate, zipcheck
 from tfrecords_tools.schema import encode_example, shard_name
 
 SHARDS = (6, 4)  # photos per TFRecord shard

@@ -1,6 +1,7 @@
 """Training runs end to end: outputs, save/load, resume, variants, and the train_step's wiring."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -8,13 +9,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-
 from kaggle_fixtures import write_kaggle_folder
-from monet_keras.train import checkpoints
-from monet_keras.model import cyclegan
-from monet_keras.model import networks
+
 from monet_keras.config import VARIANTS, tiny
 from monet_keras.errors import MonetKerasError
+from monet_keras.model import cyclegan, networks
+from monet_keras.train import checkpoints
 from monet_keras.train.run_folder import RunFolder
 from monet_keras.train.training import build_gan, train
 
@@ -26,14 +26,10 @@ def folder(tmp_path_factory):
     return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=4, n_photo=6, size=32)
 
 
-def quiet(*_):
-    pass
-
-
 def test_run_outputs_and_standalone_generator(folder, tmp_path):
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=2, steps_per_epoch=None,
                   batch_size=2)
-    result = train(config, log=quiet, verbose=0)
+    result = train(config, verbose=0)
     run = tmp_path / "run"
     assert json.loads((run / "config.json").read_text())["variant"] == "Os"
     assert [row["epoch"] for row in result.history] == [1, 2]
@@ -56,7 +52,7 @@ def test_run_outputs_and_standalone_generator(folder, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-6)
     # ... and equals the generator restored from the last checkpoint.
     gan = build_gan(config)
-    assert checkpoints.restore_latest(gan, run / "checkpoints", log=quiet) == 2
+    assert checkpoints.restore_latest(gan, run / "checkpoints") == 2
     np.testing.assert_allclose(np.asarray(gan.monet_generator(x, training=False)), want, atol=1e-6)
 
 
@@ -64,50 +60,49 @@ def _optimizer_state(gan):
     return [keras.ops.convert_to_numpy(v).copy() for _, opt in gan.networks_and_optimizers for v in opt.variables]
 
 
-def test_resume_continues_epoch_and_optimizer(folder, tmp_path):
+def test_resume_continues_epoch_and_optimizer(folder, tmp_path, caplog):
     out = str(tmp_path / "run")
     first = tiny("Us", data_dir=folder, out_dir=out, epochs=1, steps_per_epoch=None, batch_size=2)
-    train(first, log=quiet, verbose=0)
+    train(first, verbose=0)
     steps = 4 // 2
     # Restoring gives exactly the optimizer state saved at the end of epoch 1.
     gan = build_gan(first)
     fresh = _optimizer_state(gan)
-    assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet) == 1
+    assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints")) == 1
     restored = _optimizer_state(gan)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == steps
     assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored))
 
-    messages = []
-    result = train(first.replace(epochs=3), log=messages.append, verbose=0)
+    with caplog.at_level(logging.INFO, logger="monet_keras"):
+        result = train(first.replace(epochs=3), verbose=0)
     assert result.resumed_from == 1 and result.epochs_trained == 2
-    assert any("resuming" in m and "epoch 1 of 3" in m for m in messages)
+    assert any("resuming" in m and "epoch 1 of 3" in m for m in caplog.messages)
     assert [row["epoch"] for row in RunFolder(out).read_history()] == [1, 2, 3]
     gan = build_gan(first)
-    checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=quiet)
+    checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"))
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == 3 * steps
 
     # A finished run trains nothing more; a different experiment in the same folder is refused.
-    assert train(first.replace(epochs=3), log=quiet, verbose=0).epochs_trained == 0
+    assert train(first.replace(epochs=3), verbose=0).epochs_trained == 0
     for change in (dict(image_size=64), dict(variant="Os"), dict(diffaugment="color"), dict(ema_decay=0.9)):
         with pytest.raises(MonetKerasError, match=list(change)[0]):
-            train(first.replace(epochs=3, **change), log=quiet, verbose=0)
+            train(first.replace(epochs=3, **change), verbose=0)
     # ... and so is a checkpoint of another model, even when config.json says nothing.
     with pytest.raises(MonetKerasError, match="belongs to a different model"):
-        checkpoints.restore_latest(build_gan(first.replace(ema_decay=0.9)), os.path.join(out, "checkpoints"),
-                                   log=quiet)
+        checkpoints.restore_latest(build_gan(first.replace(ema_decay=0.9)), os.path.join(out, "checkpoints"))
 
 
-def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
+def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path, caplog):
     out = str(tmp_path / "run")
     config = tiny("Os", data_dir=folder, out_dir=out, epochs=2, steps_per_epoch=1)
-    train(config, log=quiet, verbose=0)
+    train(config, verbose=0)
     newest = os.path.join(out, "checkpoints", "epoch-0002.npz")
     with open(newest, "r+b") as f:
         f.truncate(100)
-    messages = []
     gan = build_gan(config)
-    assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints"), log=messages.append) == 1
-    assert "epoch-0002.npz is unreadable" in messages[0]
+    with caplog.at_level(logging.INFO, logger="monet_keras"):
+        assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints")) == 1
+    assert "epoch-0002.npz is unreadable" in caplog.messages[0] and caplog.records[0].levelname == "WARNING"
     assert os.path.exists(newest + ".bad") and not os.path.exists(newest)
     # The last two are kept; a save below newer checkpoints (a restart) removes those newer ones.
     def kept():
@@ -125,7 +120,7 @@ def test_unreadable_newest_checkpoint_falls_back(folder, tmp_path):
 def test_two_steps_of_every_variant(folder, tmp_path, name):
     config = tiny(name, data_dir=folder, out_dir=str(tmp_path / "run"), steps_per_epoch=2, epochs=1,
                   cycle_noise_std=0.08)
-    result = train(config, log=quiet, verbose=0)
+    result = train(config, verbose=0)
     assert len(result.history) == 1
     assert all(np.isfinite(v) for v in result.history[0].values())
     assert os.path.exists(result.generator_path)

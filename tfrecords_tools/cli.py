@@ -98,8 +98,8 @@ def _inspect(args):
 
 
 def _download(args):
-    from tfrecords_tools.kaggle_cli import KaggleCliFailed
     from tfrecords_tools.download import download, extract
+    from tfrecords_tools.kaggle_cli import KaggleCliFailed
 
     expected = {"monet": args.monet, "photo": args.photos}
     if args.zip:

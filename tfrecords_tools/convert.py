@@ -6,8 +6,8 @@ file (and record) before anything is written; output folders appear only when co
 
 import os
 
-from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
+from tfrecords_tools.errors import UserError
 from tfrecords_tools.images import check_jpeg
 from tfrecords_tools.outdir import check_writable_dir, new_directory
 from tfrecords_tools.records import iter_records, write_shards

@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from tfrecords_tools.errors import UserError
 from tfrecords_tools import scenes, schema
+from tfrecords_tools.errors import UserError
 from tfrecords_tools.outdir import check_writable_dir, new_directory
 from tfrecords_tools.records import write_shards
 

@@ -9,6 +9,7 @@ the output folder, checks the result with :func:`verify` and only then renames i
 the output folder appears complete and verified, or not at all.
 """
 
+import logging
 import os
 import re
 import shutil
@@ -16,9 +17,11 @@ import stat
 import tempfile
 import zipfile
 
-from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
+from tfrecords_tools.errors import UserError
 from tfrecords_tools.outdir import check_writable_dir, new_directory
+
+logger = logging.getLogger(__name__)
 
 COMPETITION = "gan-getting-started"
 KAGGLE_COUNTS = {"monet": 300, "photo": 7038}
@@ -115,7 +118,7 @@ def extract(zip_path, out_dir, force=False, expected=None, size=schema.KAGGLE_SI
 
 
 def download(out_dir, competition=COMPETITION, force=False, expected=None, size=schema.KAGGLE_SIZE,
-             attempts=3, retry_delay=5.0, print_fn=print):
+             attempts=3, retry_delay=5.0):
     """Download ``competition``'s data with the kaggle CLI into ``out_dir`` (see :func:`extract`).
 
     The zip is fetched into a temporary folder next to ``out_dir`` and deleted afterwards.
@@ -132,12 +135,12 @@ def download(out_dir, competition=COMPETITION, force=False, expected=None, size=
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.download.", dir=parent)
     try:
         args = ["competitions", "download", "-c", competition, "-p", tmp]
-        run_kaggle(args, credentials, print_fn, attempts=attempts, retry_delay=retry_delay)
+        run_kaggle(args, credentials, attempts=attempts, retry_delay=retry_delay)
         zips = sorted(name for name in os.listdir(tmp) if name.endswith(".zip"))
         if len(zips) != 1:
             raise UserError(f"kaggle competitions download -c {competition} left {len(zips)} zip files, "
                                   f"expected 1")
-        print_fn(f"extracting {zips[0]} into {out_dir}")
+        logger.info(f"extracting {zips[0]} into {out_dir}")
         return extract(os.path.join(tmp, zips[0]), out_dir, force, expected, size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

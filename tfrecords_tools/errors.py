@@ -7,6 +7,8 @@ Anything the user can fix (a missing folder, a corrupt image, a bad parameter) i
 
 import sys
 
+from tfrecords_tools.console import log_to_console
+
 
 class UserError(Exception):
     """A problem with the user's input, with a one-line message that names the culprit."""
@@ -18,10 +20,12 @@ EXIT_USAGE = 2
 def run_command(func, args, exit_codes=()):
     """Run a CLI command ``func(args)`` and return its exit status.
 
+    The kit's log messages go to the console (:func:`tfrecords_tools.console.log_to_console`).
     :class:`UserError` (and any ``(exception type, status)`` of ``exit_codes``) becomes one
     ``error: ...`` line on stderr; Ctrl-C exits 130 with one line. Anything else is a bug and
     propagates with its traceback.
     """
+    log_to_console()
     handled = ((UserError, EXIT_USAGE),) + tuple(exit_codes)
     try:
         return int(func(args) or 0)

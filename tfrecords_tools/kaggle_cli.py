@@ -18,6 +18,7 @@ import base64
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import re
 import shlex
@@ -28,6 +29,8 @@ import time
 import urllib.parse
 
 from tfrecords_tools.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = (502, 503, 504)
 _HTTP_STATUS = re.compile(r"\b([45]\d\d) (?:Client|Server) Error\b")
@@ -270,7 +273,7 @@ def retry_delays(attempts, delay):
     return [delay * 2 ** i for i in range(max(attempts, 1) - 1)]
 
 
-def run_kaggle(args, credentials, print_fn=print, attempts=1, retry_delay=5.0, final_step=None, sleep=time.sleep):
+def run_kaggle(args, credentials, attempts=1, retry_delay=5.0, final_step=None, sleep=time.sleep):
     """Run ``kaggle ARGS``; relay its output (secrets masked); raise :class:`KaggleCliFailed` if it fails.
 
     With ``attempts`` > 1 a run that failed transiently (:func:`transient_failure`) is run again
@@ -282,7 +285,7 @@ def run_kaggle(args, credentials, print_fn=print, attempts=1, retry_delay=5.0, f
     """
     delays = retry_delays(attempts, retry_delay)
     for attempt in range(len(delays) + 1):
-        print_fn(f"running: {shown(args)}  (credentials: {credentials.source})")
+        logger.info(f"running: {shown(args)}  (credentials: {credentials.source})")
         try:
             proc = subprocess.run([*kaggle_executable(), *args], capture_output=True, text=True,
                                   env=os.environ.copy())
@@ -291,7 +294,7 @@ def run_kaggle(args, credentials, print_fn=print, attempts=1, retry_delay=5.0, f
         stdout = redact(proc.stdout, credentials.secrets)
         stderr, requests = _split_http_log(redact(proc.stderr, credentials.secrets))
         for line in cli_lines(stdout):
-            print_fn(f"  kaggle: {line}")
+            logger.info(f"  kaggle: {line}")
         if proc.returncode == 0:
             return stdout
         line = _failure_line(args, proc.returncode, stdout, stderr, credentials)
@@ -300,6 +303,6 @@ def run_kaggle(args, credentials, print_fn=print, attempts=1, retry_delay=5.0, f
             if reason is not None and delays:
                 line += f" (still failing after {len(delays) + 1} attempts)"
             raise KaggleCliFailed(line)
-        print_fn(f"attempt {attempt + 1} of {len(delays) + 1} failed: {reason}; "
+        logger.info(f"attempt {attempt + 1} of {len(delays) + 1} failed: {reason}; "
                  f"trying again in {delays[attempt]:g} s")
         sleep(delays[attempt])

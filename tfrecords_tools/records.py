@@ -8,8 +8,8 @@ functions that need it.
 import os
 import re
 
-from tfrecords_tools.atomic import atomic_path
 from tfrecords_tools import schema
+from tfrecords_tools.atomic import atomic_path
 
 
 def tf_message(error):

@@ -12,8 +12,8 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from tfrecords_tools.errors import UserError
 from tfrecords_tools import schema
+from tfrecords_tools.errors import UserError
 from tfrecords_tools.images import check_jpeg
 
 KAGGLE_SUBDIRS = tuple(f(d) for d in schema.DOMAINS for f in (schema.tfrec_dir, schema.jpg_dir))

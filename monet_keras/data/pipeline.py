@@ -19,6 +19,7 @@ Batches are ``(real_monet, real_photo)`` tuples of shape (B, S, S, 3).
 """
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -28,6 +29,8 @@ from monet_keras.data.source import SKIP_HINT, DataFolder, DomainFiles, record_k
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
 from tfrecords_tools.records import iter_records, tf_message
+
+logger = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
 _READ_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError)
@@ -223,14 +226,14 @@ def paired_dataset(monet: DomainFiles, photo: DomainFiles, n_monet, n_photo, sam
     return dataset.prefetch(AUTOTUNE), steps
 
 
-def training_data(config, data: DataFolder = None, log=print):
+def training_data(config, data: DataFolder = None):
     """The training dataset for ``config`` (an ExperimentConfig) from a Kaggle-layout folder.
 
     ``data``: the folder's files, maybe checked already (the notebook's); default: found at
     ``config.data_dir``. Every image is checked first (once: checked files are not read again),
     so bad data stops the run before training starts, or is skipped with ``config.skip_corrupt``.
     """
-    data = (data or DataFolder.find(config.data_dir)).checked(config.skip_corrupt, log)
+    data = (data or DataFolder.find(config.data_dir)).checked(config.skip_corrupt)
     monet_names = list_names(data.monet)
     n_photo = len(list_names(data.photo))
     if not monet_names or not n_photo:

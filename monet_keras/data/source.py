@@ -23,6 +23,7 @@ is not checked (the scanner reads local files).
 """
 
 import dataclasses
+import logging
 import os
 from typing import Optional
 
@@ -33,6 +34,8 @@ from tfrecords_tools import schema
 from tfrecords_tools.images import check_jpeg
 from tfrecords_tools.records import iter_records
 from tfrecords_tools.scan import scan
+
+logger = logging.getLogger(__name__)
 
 KAGGLE_COMPETITION = "gan-getting-started"
 KAGGLE_INPUT = "/kaggle/input/gan-getting-started"
@@ -130,12 +133,12 @@ class DomainFiles:
     def where(self):
         return os.path.dirname(self.paths[0])
 
-    def checked(self, skip_corrupt=False, log=print):
+    def checked(self, skip_corrupt=False):
         """These files with every image checked, once: all must be readable RGB JPEGs of one size
         (that of the first image).
 
         A problem raises MonetKerasError naming the first one (file and record) and the count;
-        with ``skip_corrupt`` the bad records are reported through ``log`` and marked in
+        with ``skip_corrupt`` the bad records are reported (a logged warning) and marked in
         ``skip``. Files already checked are returned as they are, without reading anything.
         """
         if self.skip is not None:
@@ -148,7 +151,7 @@ class DomainFiles:
             raise MonetKerasError(f"bad {self.domain} data: {problems[0]}{more}; list all with "
                                   f"`python -m tfrecords_tools inspect {self.where}`, or {SKIP_HINT}")
         if problems:
-            log(f"warning: skipping {len(problems)} unreadable or odd {self.domain} record(s) (skip_corrupt), "
+            logger.warning(f"skipping {len(problems)} unreadable or odd {self.domain} record(s) (skip_corrupt), "
                 f"first: {problems[0]}")
         return dataclasses.replace(self, skip=frozenset(record_key(p.path, p.index) for p in problems))
 
@@ -187,10 +190,10 @@ class DataFolder:
     def domain(self, name):
         return {"monet": self.monet, "photo": self.photo}[name]
 
-    def checked(self, skip_corrupt=False, log=print):
+    def checked(self, skip_corrupt=False):
         """Both domains :meth:`DomainFiles.checked`."""
-        return dataclasses.replace(self, monet=self.monet.checked(skip_corrupt, log),
-                                   photo=self.photo.checked(skip_corrupt, log))
+        return dataclasses.replace(self, monet=self.monet.checked(skip_corrupt),
+                                   photo=self.photo.checked(skip_corrupt))
 
 
 def _tfrecords(folder, domain):

@@ -27,6 +27,7 @@ Extractors (:class:`FeatureExtractor`):
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import zipfile
 from typing import Callable, Optional
@@ -35,6 +36,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from monet_keras.errors import MonetKerasError
+
+logger = logging.getLogger(__name__)
 
 INCEPTION_SIZE = 299
 INCEPTION_DIM = 2048
@@ -259,13 +262,13 @@ class DatasetImages(ImageSource):
             yield from (images if images.ndim == 4 else images[None])
 
 
-def open_images(source, skip_corrupt=False, log=print) -> ImageSource:
+def open_images(source, skip_corrupt=False) -> ImageSource:
     """An :class:`ImageSource` for a ``.zip`` file, an array, a dataset, a source, or data files.
 
     Data files: a path :func:`monet_keras.data.source.find_images` accepts (a Kaggle-layout
     root, whose Monet paintings are read, a folder of JPEGs or .tfrec files, one .tfrec file) or
     DomainFiles. With ``skip_corrupt`` they are checked first (once) and their unreadable or odd
-    images left out, reported through ``log``; a zip, array or dataset is read as it is.
+    images left out (a logged warning); a zip, array or dataset is read as it is.
     """
     if isinstance(source, ImageSource):
         return source
@@ -279,7 +282,7 @@ def open_images(source, skip_corrupt=False, log=print) -> ImageSource:
 
     if isinstance(source, (str, os.PathLike, DomainFiles)):
         files = find_images(source, "monet")  # paintings, real or generated
-        return DomainImages(files.checked(skip_corrupt=True, log=log) if skip_corrupt else files)
+        return DomainImages(files.checked(skip_corrupt=True) if skip_corrupt else files)
 
     if isinstance(source, tf.data.Dataset):
         return DatasetImages(source)

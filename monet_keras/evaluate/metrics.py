@@ -19,9 +19,9 @@ import json
 
 import numpy as np
 
+from monet_keras.errors import MonetKerasError
 from monet_keras.evaluate import features as feats
 from tfrecords_tools.atomic import write_text
-from monet_keras.errors import MonetKerasError
 
 DISTANCE_EPS = 0.1
 FID_EPSILON = 1e-14

@@ -12,11 +12,14 @@ leaves out are left out everywhere (figures, training, examples, images.zip, eva
 """
 
 import dataclasses
+import logging
 import os
 
 from monet_keras.config import ExperimentConfig, variant
 from monet_keras.data import source
 from monet_keras.train.run_folder import RunFolder
+
+logger = logging.getLogger(__name__)
 
 NOTEBOOK_OUT_DIR = "runs/notebook"  # default run folder off Kaggle
 
@@ -32,7 +35,7 @@ def default_demo_dir(out_dir):
     return os.path.join(os.path.dirname(os.path.abspath(out_dir)), "demo_data")
 
 
-def config_from_namespace(namespace, strategy=None, log=print):
+def config_from_namespace(namespace, strategy=None):
     """The run's ExperimentConfig from the notebook's parameter variables.
 
     ``namespace``: a dict such as the notebook's ``globals()``. Its ``variant`` picks the report's
@@ -48,9 +51,9 @@ def config_from_namespace(namespace, strategy=None, log=print):
     if not config.out_dir:
         config = config.replace(out_dir=default_out_dir())
     found = source.find_data(config.data_dir, default_demo_dir(config.out_dir), strategy)
-    log(found.describe())
+    logger.info(found.describe())
     config = config.replace(data_dir=found.path)
-    log(f"run folder: {os.path.abspath(config.out_dir)}")
+    logger.info(f"run folder: {os.path.abspath(config.out_dir)}")
     return config
 
 
@@ -73,18 +76,17 @@ def show(path):
         print(f"figure: {path}")
 
 
-def checked_data(config, log=print):
+def checked_data(config):
     """The run's data (a :class:`~monet_keras.data.source.DataFolder` at ``config.data_dir``) with
     every image checked once: bad data stops here with one error naming the first bad record, or
     with ``config.skip_corrupt`` is marked to be left out by every later step."""
-    return source.DataFolder.find(config.data_dir).checked(config.skip_corrupt, log)
+    return source.DataFolder.find(config.data_dir).checked(config.skip_corrupt)
 
 
 def describe_data(config, data, max_images=100):
     """Draw and save the data description figures (Figs. 2 and 3) of ``data`` (:func:`checked_data`);
     return their paths."""
-    from monet_keras.figures import describe
-    from monet_keras.figures import plots
+    from monet_keras.figures import describe, plots
 
     counts = describe.count_images(data)
     print("images per domain: " + ", ".join(f"{d} {n:,}" for d, n in counts.items()))
@@ -117,8 +119,7 @@ def write_images_zip(config, data, generator_path):
     Fewer photos than Kaggle's 7,000 (demo data) are accepted with a note: such a zip checks the
     pipeline but is not a valid Kaggle submission.
     """
-    from monet_keras.submit import translate
-    from monet_keras.submit import zipcheck
+    from monet_keras.submit import translate, zipcheck
 
     path = RunFolder(config.out_dir).images_zip
     report = translate.write_submission(generator_path, data.photo, path, quality=config.jpeg_quality)
@@ -158,15 +159,15 @@ def translated_photos(config, data, generator_path, batch_size=16):
     return TranslatedPhotos()
 
 
-def pick_extractor(weights="auto", log=print):
+def pick_extractor(weights="auto"):
     """Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
     from monet_keras.evaluate import features
 
     try:
         return features.inception_extractor(weights)
     except features.WeightsUnavailable as e:
-        log(f"{e}")
-        log(f"using the stand-in extractor instead: numbers {features.NOT_COMPARABLE}")
+        logger.info(f"{e}")
+        logger.info(f"using the stand-in extractor instead: numbers {features.NOT_COMPARABLE}")
         return features.standin_extractor()
 
 

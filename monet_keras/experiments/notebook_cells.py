@@ -67,7 +67,11 @@ jpeg_quality = 95""", ["parameters"]),
 Install the library if needed (from the `monet-keras` Kaggle dataset, offline), pick the strategy
 (TPU, GPU or CPU) and find the data."""),
     ("code", """\
-import glob, importlib.util, os, subprocess, sys
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
 
 # The library: installed already (pip install), else the wheel in the `monet-keras` Kaggle
 # dataset (made by `monet-keras package-kaggle`), installed offline and without dependencies,
@@ -80,13 +84,16 @@ if importlib.util.find_spec("monet_keras") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheels[-1]],
                    check=True)
 import monet_keras
+
 print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.__file__)}")"""),
     ("code", """\
-from monet_keras.experiments import notebook as nb
 from monet_keras.accel import runtime
+from monet_keras.experiments import notebook as nb
 from monet_keras.train import training
 from monet_keras.train.run_folder import RunFolder
+from tfrecords_tools.console import log_to_console
 
+log_to_console()  # the kit's progress messages in the cell outputs
 strategy = runtime.pick_strategy()
 config = nb.config_from_namespace(globals(), strategy)
 run = RunFolder(config.out_dir)

@@ -12,11 +12,14 @@ to delete.
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import time
 
 from monet_keras.errors import MonetKerasError
+
+logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 
@@ -52,7 +55,7 @@ def _create(path, owner):
 
 
 @contextlib.contextmanager
-def runs_dir_lock(runs_dir, log=print):
+def runs_dir_lock(runs_dir):
     """Hold ``RUNS_DIR/.lock`` for the duration of the block (see the module docstring).
 
     Raises MonetKerasError at once if another live process holds it.
@@ -72,7 +75,7 @@ def runs_dir_lock(runs_dir, log=print):
         if holder["host"] != host or pid_running(holder["pid"]):
             raise MonetKerasError(f"{runs_dir} is in use by another experiments run ({who}; lock {path}); "
                                   f"wait for it to finish")
-        log(f"{runs_dir}: taking over the lock of an experiments run that no longer runs ({who})")
+        logger.info(f"{runs_dir}: taking over the lock of an experiments run that no longer runs ({who})")
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
     try:

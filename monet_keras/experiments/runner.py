@@ -28,6 +28,7 @@ temporary folder put first on ``JUPYTER_PATH``, so no user-level ``ipykernel ins
 import csv
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -37,12 +38,14 @@ import sys
 import tempfile
 import time
 
-from tfrecords_tools.atomic import write_text
 from monet_keras.config import VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
 from monet_keras.experiments import notebook_cells
 from monet_keras.experiments.runlock import runs_dir_lock
 from monet_keras.train.run_folder import RunFolder
+from tfrecords_tools.atomic import write_text
+
+logger = logging.getLogger(__name__)
 
 KERNEL_NAME = "monet-keras-python"
 RUNNING = "running"  # result.json status while a variant runs; read back later, it means interrupted
@@ -173,7 +176,7 @@ def read_result(run_dir):
         return None
 
 
-def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=None, log=print):
+def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=None):
     """Execute the notebook for one variant unless it already finished with ``parameters``.
 
     Returns the variant's result dict (also written to ``RUN_DIR/result.json``), with
@@ -182,7 +185,7 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
     """
     previous = read_result(run_dir)
     if not force and previous and previous.get("status") == "ok" and previous.get("parameters") == parameters:
-        log(f"{name}: finished before in {run_dir}; skipped (--force runs it again)")
+        logger.info(f"{name}: finished before in {run_dir}; skipped (--force runs it again)")
         return dict(previous, status="skipped")
     if force and os.path.isdir(run_dir):
         shutil.rmtree(run_dir)
@@ -190,8 +193,8 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
     run = RunFolder(run_dir)
     executed, log_path = run.notebook_ipynb, run.papermill_log
     if previous and previous.get("status") == RUNNING and not force:
-        log(f"{name}: its previous run was interrupted; running it again (it resumes from its last checkpoint)")
-    log(f"{name}: running the notebook into {run_dir} (log: {log_path})")
+        logger.info(f"{name}: its previous run was interrupted; running it again (it resumes from its last checkpoint)")
+    logger.info(f"{name}: running the notebook into {run_dir} (log: {log_path})")
     running = {"variant": name, "status": RUNNING, "parameters": parameters, "notebook": executed, "error": ""}
     write_text(run.result_json, json.dumps(running, indent=2) + "\n")
     start = time.time()
@@ -201,7 +204,7 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
               "parameters": parameters, "notebook": executed,
               "error": "" if status == 0 else notebook_error(executed, log_path)}
     write_text(run.result_json, json.dumps(result, indent=2) + "\n")
-    log(f"{name}: {result['status']} in {seconds:.0f} s" + (f": {result['error']}" if result["error"] else ""))
+    logger.info(f"{name}: {result['status']} in {seconds:.0f} s" + (f": {result['error']}" if result["error"] else ""))
     return result
 
 
@@ -305,7 +308,7 @@ def write_results(runs_dir, data_dir=""):
 
 
 def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
-                    notebook=None, timeout=None, log=print):
+                    notebook=None, timeout=None):
     """Run the notebook for each of ``variants`` (default: all six) into ``runs_dir``; write the results.
 
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
@@ -320,11 +323,11 @@ def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_vari
         raise MonetKerasError(f"data folder not found: {data_dir}")
     runs_dir = os.path.abspath(runs_dir)
     os.makedirs(runs_dir, exist_ok=True)
-    with runs_dir_lock(runs_dir, log):
-        return _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout, log)
+    with runs_dir_lock(runs_dir):
+        return _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout)
 
 
-def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout, log):
+def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout):
     """:func:`run_experiments` once the lock is held."""
     outcomes = {}
     with tempfile.TemporaryDirectory(prefix="monet-keras-jupyter-") as jupyter_dir:
@@ -341,8 +344,8 @@ def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, no
                 outcomes[name] = {"variant": name, "status": "failed", "error": str(e), "wall_seconds": 0.0,
                                   "parameters": {k: str(v) for k, v in overrides.items()}}
                 write_text(RunFolder(run_dir).result_json, json.dumps(outcomes[name], indent=2) + "\n")
-                log(f"{name}: failed before running: {e}")
+                logger.info(f"{name}: failed before running: {e}")
                 continue
-            outcomes[name] = run_variant(name, values, run_dir, env, notebook, force, timeout, log)
+            outcomes[name] = run_variant(name, values, run_dir, env, notebook, force, timeout)
     write_results(runs_dir, data_dir)
     return outcomes

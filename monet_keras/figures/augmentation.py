@@ -9,9 +9,9 @@ can leave [-1, 1]).
 import numpy as np
 from matplotlib.figure import Figure
 
-from monet_keras.model import diffaugment
-from monet_keras.figures import plots
 from monet_keras.errors import MonetKerasError
+from monet_keras.figures import plots
+from monet_keras.model import diffaugment
 
 DIFFAUGMENT_COLUMNS = ("brightness", "contrast", "saturation", "translation", "cutout")
 

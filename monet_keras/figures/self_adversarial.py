@@ -10,17 +10,19 @@ mean L1 error of each reconstruction (images in [-1, 1]) and their gap.
 
 import dataclasses
 import json
+import logging
 
 import keras
 import numpy as np
 
 from monet_keras.data.pipeline import first_images
 from monet_keras.data.source import DataFolder
-from monet_keras.figures import augmentation
+from monet_keras.figures import augmentation, plots
 from monet_keras.model import augment
-from monet_keras.figures import plots
-from tfrecords_tools.atomic import write_text
 from monet_keras.train.run_folder import RunFolder
+from tfrecords_tools.atomic import write_text
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -93,7 +95,7 @@ def _figure(photos, photo_rows, monets, monet_rows, result):
 
 # --- the `figures` command: the report's diagnostic figures for a finished run -----------------
 
-def write_figures(run_dir, data=None, count=4, log=print):
+def write_figures(run_dir, data=None, count=4):
     """Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``.
 
     Uses the run's ``config.json`` (image size, augmentation strengths, skip_corrupt) and its two
@@ -105,7 +107,7 @@ def write_figures(run_dir, data=None, count=4, log=print):
     if not isinstance(data, DataFolder):
         data = DataFolder.find(data or config.data_dir)
     if config.skip_corrupt:
-        data = data.checked(skip_corrupt=True, log=log)
+        data = data.checked(skip_corrupt=True)
     size = config.image_size
     photos, monets = first_images(data.photo, size, count), first_images(data.monet, size, count)
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,
@@ -118,8 +120,8 @@ def write_figures(run_dir, data=None, count=4, log=print):
                                        photos, monets, save_path=written[2])
     summary = {**dataclasses.asdict(result), "photo_gap": result.photo_gap, "monet_gap": result.monet_gap}
     write_text(run.self_adversarial_check_json, json.dumps(summary, indent=2) + "\n")
-    log(f"self-adversarial check (noise {result.noise_std}): photo cycle L1 {result.photo_l1:.4f} -> "
+    logger.info(f"self-adversarial check (noise {result.noise_std}): photo cycle L1 {result.photo_l1:.4f} -> "
         f"{result.photo_l1_noisy:.4f}, Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
     for path in written:
-        log(f"wrote {path}")
+        logger.info(f"wrote {path}")
     return result

@@ -25,11 +25,11 @@ checkpointed with the model), with the replica id folded in under ``tf.distribut
 
 import math
 
-import tensorflow as tf
 import keras
+import tensorflow as tf
 
-from monet_keras.model.diffaugment import stateless_seed
 from monet_keras.errors import MonetKerasError
+from monet_keras.model.diffaugment import stateless_seed
 
 
 def flip_left_right(images, flips):

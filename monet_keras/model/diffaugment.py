@@ -26,8 +26,8 @@ Randomness is stateless (``tf.random.stateless_*``) from a seed resolved by
 of a ``tf.distribute`` strategy; shapes are static and nothing is drawn in Python.
 """
 
-import tensorflow as tf
 import keras
+import tensorflow as tf
 
 from monet_keras.errors import MonetKerasError
 

@@ -23,6 +23,7 @@ leaves such photos out (checked once, before translating).
 import collections
 import dataclasses
 import io
+import logging
 import os
 import time
 import zipfile
@@ -34,9 +35,11 @@ from PIL import Image
 
 from monet_keras.data import pipeline
 from monet_keras.data.source import DomainFiles, find_images
-from tfrecords_tools.atomic import atomic_path
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools import schema
+from tfrecords_tools.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 OUTPUT_SIZE = 256
 DEFAULT_QUALITY = 95
@@ -155,15 +158,15 @@ def _user_error(error, files, batch_size):
 
 
 def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, quality=DEFAULT_QUALITY,
-                     image_size=None, progress=True, skip_corrupt=False, log=print) -> SubmissionReport:
+                     image_size=None, progress=True, skip_corrupt=False) -> SubmissionReport:
     """Translate every photo at ``photos`` with ``generator`` into a flat zip of 256x256 JPEGs.
 
     ``generator``: a ``keras.Model`` or a ``.keras`` path. ``photos``: anything
     :func:`monet_keras.data.source.find_images` accepts (Kaggle-layout root, folder of JPEGs or
     .tfrec files, one .tfrec, or DomainFiles, which may be checked already). ``image_size`` is only
     needed for a generator without a fixed input size. ``progress``: show a ``keras.utils.Progbar``.
-    ``skip_corrupt``: check every photo first and leave out the unreadable or odd ones (reported
-    through ``log``); else an unreadable photo stops it with an error naming it.
+    ``skip_corrupt``: check every photo first and leave out the unreadable or odd ones (a logged
+    warning); else an unreadable photo stops it with an error naming it.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise MonetKerasError(f"bad parameter batch_size={batch_size!r}: expected a positive integer")
@@ -174,7 +177,7 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
         raise MonetKerasError(f"output {out_zip} is a folder; give a file name such as images.zip")
     files = find_images(photos, "photo")
     if skip_corrupt:
-        files = files.checked(skip_corrupt=True, log=log)
+        files = files.checked(skip_corrupt=True)
     model = load_generator(generator)
     size = generator_input_size(model, image_size)
     translate = translate_function(model, size)

@@ -119,20 +119,20 @@ def require_valid_zip(path, min_count=MIN_COUNT, max_count=MAX_COUNT):
         raise MonetKerasError(f"{path} is not a valid submission: {problems[0]}{more}")
 
 
-def report(path, problems, min_count, max_count, print_fn=print):
+def report(path, problems, min_count, max_count):
     """Print the verdict for ``path``: ``ok: ...`` or one ``problem: ...`` line each. Returns the exit code."""
     if not problems:
         with zipfile.ZipFile(path) as archive:
             count = sum(1 for info in archive.infolist() if not info.is_dir())
-        print_fn(f"ok: {path}: {count} JPEG images, {IMAGE_SIZE}x{IMAGE_SIZE} RGB, flat, unique names "
+        print(f"ok: {path}: {count} JPEG images, {IMAGE_SIZE}x{IMAGE_SIZE} RGB, flat, unique names "
                  f"(count allowed {min_count:,}-{max_count:,})")
         return 0
     for problem in problems:
-        print_fn(f"problem: {problem}")
-    print_fn(f"{path} is NOT a valid submission: {len(problems)} problem(s)")
+        print(f"problem: {problem}")
+    print(f"{path} is NOT a valid submission: {len(problems)} problem(s)")
     return 1
 
 
-def note_allow_small(min_count, max_count, print_fn=print):
-    print_fn(f"note: --allow-small: accepting {min_count:,}-{max_count:,} images for demo data; "
+def note_allow_small(min_count, max_count):
+    print(f"note: --allow-small: accepting {min_count:,}-{max_count:,} images for demo data; "
              f"Kaggle itself requires {MIN_COUNT:,}-{MAX_COUNT:,}")

@@ -17,7 +17,6 @@ from monet_keras.errors import MonetKerasError
 from monet_keras.figures import plots
 from monet_keras.train.run_folder import read_history, write_history
 
-
 # --- history and samples ------------------------------------------------------------------
 
 class HistoryCSV(keras.callbacks.Callback):

@@ -16,6 +16,7 @@ The last ``keep`` checkpoints are kept; an unreadable one is set aside and the p
 """
 
 import glob
+import logging
 import os
 import re
 import zipfile
@@ -25,6 +26,8 @@ import numpy as np
 
 from monet_keras.errors import MonetKerasError
 from tfrecords_tools.atomic import atomic_path
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.npz$")
 
@@ -131,7 +134,7 @@ def _restore(variables, path):
     return epoch
 
 
-def restore_latest(gan, directory, log=print):
+def restore_latest(gan, directory):
     """Restore the newest readable checkpoint; return its epoch (0 when there is none).
 
     An unreadable checkpoint (truncated, corrupt) is reported, renamed to ``*.bad`` (so later
@@ -148,7 +151,7 @@ def restore_latest(gan, directory, log=print):
                                   f"use another output folder") from None
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
             os.replace(path, path + ".bad")
-            log(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+            logger.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
                 f"kept as {os.path.basename(path)}.bad, trying the previous one")
     return 0
 

@@ -8,6 +8,7 @@ epoch with model and optimizer state.
 """
 
 import dataclasses
+import logging
 import os
 import time
 
@@ -26,6 +27,8 @@ from monet_keras.train import callbacks as cb
 from monet_keras.train import checkpoints
 from monet_keras.train.run_folder import RunFolder
 from tfrecords_tools.atomic import atomic_path, write_text
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_COUNT = 4
 
@@ -152,7 +155,7 @@ def _check_resumable(run, config):
                 f"use another --out or the same settings to resume")
 
 
-def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", data=None) -> RunResult:
+def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None) -> RunResult:
     """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one.
 
     ``data``: the run's :class:`~monet_keras.data.source.DataFolder`, maybe checked already (the
@@ -168,10 +171,10 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", da
     speed = policy.resolve(strategy, config.precision)
     if speed.tune_malloc:
         malloc.tune_malloc()
-    log(f"runs on {speed.describe()}")
+    logger.info(f"runs on {speed.describe()}")
 
-    train_data = training_data(config, data, log=log)
-    log(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
+    train_data = training_data(config, data)
+    logger.info(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
         f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
         + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
     write_text(run.config_json, config.to_json())
@@ -179,9 +182,9 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", da
         run.write_holdout_names(train_data.holdout_names)
 
     gan = build_gan(config, strategy, speed)
-    initial_epoch = checkpoints.restore_latest(gan, run.checkpoints_dir, log=log)
+    initial_epoch = checkpoints.restore_latest(gan, run.checkpoints_dir)
     if initial_epoch:
-        log(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
+        logger.info(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
             f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
 
     epochs_trained = 0
@@ -200,12 +203,12 @@ def train(config: ExperimentConfig, strategy=None, log=print, verbose="auto", da
                 steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
         epochs_trained = config.epochs - initial_epoch
     else:
-        log(f"{run.path} already finished {initial_epoch} epochs; nothing to train")
+        logger.info(f"{run.path} already finished {initial_epoch} epochs; nothing to train")
 
     history = run.read_history()
     if history:
         plots.learning_curves(history, save_path=run.learning_curves_png)
     generator_path = save_generator(gan, config, run.monet_generator_keras)
     save_photo_generator(gan, config, run.photo_generator_keras)
-    log(f"saved {generator_path}")
+    logger.info(f"saved {generator_path}")
     return RunResult(run.path, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
