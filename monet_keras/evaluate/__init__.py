@@ -1,0 +1,1 @@
+"""Evaluation: feature extractors, FID / KID / MiFID as Kaggle computes them, and the memorization report."""

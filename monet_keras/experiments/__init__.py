@@ -1,0 +1,1 @@
+"""The notebook (its cells and its steps) and the papermill batch runner of the six variants."""
