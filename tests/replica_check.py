@@ -15,7 +15,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from monet_keras.accel import fused_adam
+from monet_keras.accel import fused_adam  # noqa: E402
 from monet_keras.model import networks  # noqa: E402
 from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
 
@@ -49,7 +49,7 @@ RUNS = []  # per run: the largest difference between replica copies of a weight
 
 
 def _worst(a_deltas, b_deltas):
-    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(a_deltas, b_deltas))
+    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(a_deltas, b_deltas, strict=True))
 
 
 def main():

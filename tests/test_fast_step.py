@@ -76,10 +76,10 @@ def _assert_same_step(a, b):
     assert logs_a.keys() == set(cyclegan.LOSS_NAMES) == logs_b.keys()
     for name in cyclegan.LOSS_NAMES:
         assert logs_a[name] == pytest.approx(logs_b[name], rel=1e-5, abs=1e-7), name
-    for network_a, network_b in zip(grads_a, grads_b):
+    for network_a, network_b in zip(grads_a, grads_b, strict=True):
         scale = max(float(np.abs(g).max()) for g in network_a)
         assert scale > 0  # every network is updated
-        for g_a, g_b in zip(network_a, network_b):
+        for g_a, g_b in zip(network_a, network_b, strict=True):
             np.testing.assert_allclose(g_a, g_b, rtol=1e-3, atol=1e-4 * scale)
 
 

@@ -84,7 +84,7 @@ def test_layers_match_keras_layers_with_gradients(transposed, size):
     stock(x)
     ours(x)
     ours.set_weights(stock.get_weights())
-    for got, expected in zip(_output_and_gradients(ours, x), _output_and_gradients(stock, x)):
+    for got, expected in zip(_output_and_gradients(ours, x), _output_and_gradients(stock, x), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -118,10 +118,10 @@ def test_generator_with_matmul_layers_equals_the_keras_one():
     stock = networks.build_generator(32, 8, seed=3, dropout=0)
     assert {type(layer) for layer in ours.layers} >= {smallconv.Conv2D, smallconv.Conv2DTranspose}
     assert not {type(layer) for layer in stock.layers} & {smallconv.Conv2D, smallconv.Conv2DTranspose}
-    for a, b in zip(ours.get_weights(), stock.get_weights()):  # same seed: same initial weights
+    for a, b in zip(ours.get_weights(), stock.get_weights(), strict=True):  # same seed: same initial weights
         np.testing.assert_array_equal(a, b)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-    results = list(zip(_generator_pass(ours, x), _generator_pass(stock, x)))
+    results = list(zip(_generator_pass(ours, x), _generator_pass(stock, x), strict=True))
     np.testing.assert_allclose(results[0][0], results[0][1], rtol=1e-4, atol=1e-5)
     for got, expected in results[1:]:
         scale = float(np.abs(expected).max())

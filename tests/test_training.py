@@ -71,7 +71,7 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path, caplog):
     assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints")) == 1
     restored = _optimizer_state(gan)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == steps
-    assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored))
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored, strict=True))
 
     with caplog.at_level(logging.INFO, logger="monet_keras"):
         result = train(first.replace(epochs=3), verbose=0)

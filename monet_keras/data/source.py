@@ -25,7 +25,6 @@ is not checked (the scanner reads local files).
 import dataclasses
 import logging
 import os
-from typing import Optional
 
 import tensorflow as tf
 
@@ -127,7 +126,7 @@ class DomainFiles:
     domain: str
     kind: str
     paths: tuple
-    skip: Optional[frozenset] = None
+    skip: frozenset | None = None
 
     @property
     def where(self):

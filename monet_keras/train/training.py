@@ -119,7 +119,7 @@ def generator_weights(gan):
     optimizer = getattr(gan.monet_generator_optimizer, "inner_optimizer", gan.monet_generator_optimizer)
     averages = {}
     if optimizer.use_ema:
-        averages = {id(v): a for v, a in zip(generator.trainable_variables, optimizer._model_variables_moving_average)}
+        averages = {id(v): a for v, a in zip(generator.trainable_variables, optimizer._model_variables_moving_average, strict=True)}
     return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in generator.weights]
 
 
