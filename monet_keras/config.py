@@ -91,7 +91,8 @@ class ExperimentConfig:
         for field in ("epochs", "batch_size", "base_filters"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 bad(field, "expected a positive integer")
-        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
+        if self.steps_per_epoch is not None and (
+                not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
             bad("steps_per_epoch", "expected a positive integer or None")
         for field in ("holdout_monet", "pool_size", "lr_decay_epochs"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 0:

@@ -128,7 +128,8 @@ class DomainImages(ImageSource):
 
     def __init__(self, files):
         self.files = files
-        self.description = f"{files.domain} {'JPEGs' if files.kind == 'jpeg' else 'TFRecords'} in {files.where}"
+        self.description = (f"{files.domain} {'JPEGs' if files.kind == 'jpeg' else 'TFRecords'} "
+                            f"in {files.where}")
         if files.kind == "jpeg":
             self.count = len(set(files.paths) - (files.skip or frozenset()))
 
