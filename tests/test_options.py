@@ -87,4 +87,5 @@ def test_ema_weights_are_what_gets_saved(folder, tmp_path):
     for variable, average in zip(saved.trainable_variables, averages, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))
     assert any(not np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(w))
-               for a, w in zip(saved.trainable_variables, gan.monet_generator.trainable_variables, strict=True))
+               for a, w in zip(saved.trainable_variables, gan.monet_generator.trainable_variables,
+                               strict=True))
