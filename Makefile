@@ -30,7 +30,7 @@ demo: demo-data
 	    -p image_size 64 -p base_filters 16 -p epochs 12 -p batch_size 4
 	@echo "demo outputs in $(DEMO_RUN)/Os/"
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -q
 
 # The edit-run loop: everything but the tests that train or execute the notebook.

@@ -76,11 +76,11 @@ def resolve_kernel(kernel, credentials):
     else:
         owner, slug = (credentials.username if credentials else None), kernel
         if not owner:
-            raise MonetKerasError(f"bad parameter --kernel {kernel}: give OWNER/{kernel} (the owner cannot be read "
-                                  f"from the credentials)")
+            raise MonetKerasError(f"bad parameter --kernel {kernel}: give OWNER/{kernel} "
+                                  f"(the owner cannot be read from the credentials)")
     if not owner or not _SLUG.match(slug):
-        raise MonetKerasError(f"bad parameter --kernel {kernel}: expected OWNER/SLUG, the slug lowercase letters, "
-                              f"digits and single hyphens")
+        raise MonetKerasError(f"bad parameter --kernel {kernel}: expected OWNER/SLUG, "
+                              f"the slug lowercase letters, digits and single hyphens")
     return f"{owner}/{slug}"
 
 
@@ -163,14 +163,16 @@ def push_notebook(args):
         raise KaggleCliFailed(f"kaggle kernels push failed: {errors[0]}")
     pushed = _PUSHED.search(stdout)
     version = pushed.group(1) if pushed else "VERSION"
-    print(f"pushed {kernel} version {version}; when it has finished running (kaggle kernels status {kernel}), "
-             f"submit it with:\n  python kaggle_submit.py code --kernel {kernel} --version {version} -m MESSAGE")
+    print(f"pushed {kernel} version {version}; "
+          f"when it has finished running (kaggle kernels status {kernel}), submit it with:\n"
+          f"  python kaggle_submit.py code --kernel {kernel} --version {version} -m MESSAGE")
     return 0
 
 
 def submit_code(args):
     if args.version < 1:
-        raise MonetKerasError(f"bad parameter --version {args.version}: expected a kernel version number >= 1")
+        raise MonetKerasError(f"bad parameter --version {args.version}: "
+                              f"expected a kernel version number >= 1")
     credentials = _credentials_or_warn(args.dry_run)
     kernel = resolve_kernel(args.kernel, credentials)
     kaggle_args = code_submit_args(kernel, args.version, args.competition, args.message, args.output_file)
@@ -211,20 +213,24 @@ def build_parser():
 
     def common(sub):
         sub.add_argument("-c", "--competition", default=COMPETITION, help=f"default {COMPETITION}")
-        sub.add_argument("--dry-run", action="store_true", help="check everything and print the kaggle command; "
-                                                                "upload nothing")
+        sub.add_argument("--dry-run", action="store_true",
+                         help="check everything and print the kaggle command; upload nothing")
 
     file_parser = commands.add_parser("file", help="upload images.zip (kaggle competitions submit -f)")
     file_parser.add_argument("--zip", help="the images.zip to upload (built here with --generator/--photos)")
     file_parser.add_argument("--generator", help="a saved generator (.keras) to build the zip with")
-    file_parser.add_argument("--photos", help="the photos to translate (Kaggle-layout folder, JPEGs or .tfrec)")
+    file_parser.add_argument("--photos",
+                             help="the photos to translate (Kaggle-layout folder, JPEGs or .tfrec)")
     file_parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
-    file_parser.add_argument("--quality", type=int, default=95, help="JPEG quality when building (default 95)")
+    file_parser.add_argument("--quality", type=int, default=95,
+                             help="JPEG quality when building (default 95)")
     file_parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
-                             help="when building, leave out (and count) unreadable or odd photos instead of stopping")
+                             help="when building, leave out (and count) unreadable or odd photos "
+                                  "instead of stopping")
     file_parser.add_argument("-m", "--message", required=True, help="the submission description")
     file_parser.add_argument("--allow-small", action="store_true",
-                             help=f"accept fewer than {zipcheck.MIN_COUNT:,} images (demo/test data; Kaggle will not)")
+                             help=f"accept fewer than {zipcheck.MIN_COUNT:,} images "
+                                  f"(demo/test data; Kaggle will not)")
     file_parser.add_argument("--attempts", type=_positive_int, default=3,
                              help="runs of the submission in all when Kaggle fails transiently (default 3)")
     file_parser.add_argument("--retry-delay", type=_seconds, default=5.0, dest="retry_delay",
@@ -232,25 +238,32 @@ def build_parser():
     common(file_parser)
     file_parser.set_defaults(func=submit_file)
 
-    push_parser = commands.add_parser("push", help="push the notebook as a Kaggle kernel (kaggle kernels push)")
-    push_parser.add_argument("--kernel", required=True, help="OWNER/SLUG, or SLUG to use the credentials' user")
+    push_parser = commands.add_parser("push",
+                                      help="push the notebook as a Kaggle kernel (kaggle kernels push)")
+    push_parser.add_argument("--kernel", required=True,
+                             help="OWNER/SLUG, or SLUG to use the credentials' user")
     push_parser.add_argument("--notebook", default=DEFAULT_NOTEBOOK, help=f"default {DEFAULT_NOTEBOOK}")
     push_parser.add_argument("--title", help="kernel title (default: the slug with spaces)")
     push_parser.add_argument("--accelerator", default="gpu",
-                             help="gpu (NvidiaTeslaT4), tpu (TpuV5E8), none, or a Kaggle machine shape (default gpu)")
+                             help="gpu (NvidiaTeslaT4), tpu (TpuV5E8), none, or a Kaggle machine shape "
+                                  "(default gpu)")
     push_parser.add_argument("--library-dataset", dest="library_dataset",
-                             help=f"the Kaggle dataset holding this kit (default OWNER/{LIBRARY_DATASET_SLUG}; "
-                                  f"'' for none)")
-    push_parser.add_argument("--dataset", action="append", help="another dataset source OWNER/SLUG (repeatable)")
-    push_parser.add_argument("--folder", default=DEFAULT_FOLDER, help=f"where the kernel files go (default "
-                                                                      f"{DEFAULT_FOLDER})")
+                             help=f"the Kaggle dataset holding this kit "
+                                  f"(default OWNER/{LIBRARY_DATASET_SLUG}; '' for none)")
+    push_parser.add_argument("--dataset", action="append",
+                             help="another dataset source OWNER/SLUG (repeatable)")
+    push_parser.add_argument("--folder", default=DEFAULT_FOLDER,
+                             help=f"where the kernel files go (default {DEFAULT_FOLDER})")
     push_parser.add_argument("--public", action="store_true", help="make the kernel public (default private)")
     common(push_parser)
     push_parser.set_defaults(func=push_notebook)
 
-    code_parser = commands.add_parser("code", help="submit a finished kernel version (kaggle competitions submit -k)")
-    code_parser.add_argument("--kernel", required=True, help="OWNER/SLUG, or SLUG to use the credentials' user")
-    code_parser.add_argument("--version", type=int, required=True, help="the kernel version (printed by push)")
+    code_parser = commands.add_parser("code",
+                                      help="submit a finished kernel version (kaggle competitions submit -k)")
+    code_parser.add_argument("--kernel", required=True,
+                             help="OWNER/SLUG, or SLUG to use the credentials' user")
+    code_parser.add_argument("--version", type=int, required=True,
+                             help="the kernel version (printed by push)")
     code_parser.add_argument("--output-file", default=OUTPUT_FILE, dest="output_file",
                              help=f"the kernel's output to submit (default {OUTPUT_FILE})")
     code_parser.add_argument("-m", "--message", required=True, help="the submission description")

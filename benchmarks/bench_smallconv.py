@@ -56,7 +56,8 @@ def main(argv=None):
     if args.malloc == "tuned":
         malloc.tune_malloc()
     rng = np.random.default_rng(0)
-    print(f"{'kind':>10} {'batch':>5} {'input':>12} {'c_out':>5} {'TF ms':>8} {'matmul ms':>9} {'ratio':>6}  path used")
+    print(f"{'kind':>10} {'batch':>5} {'input':>12} {'c_out':>5} {'TF ms':>8} {'matmul ms':>9} "
+          f"{'ratio':>6}  path used")
     for batch in (int(b) for b in args.batches.split(",")):
         for transposed, side, c_in, c_out in SHAPES:
             x = tf.constant(rng.standard_normal((batch, side, side, c_in)).astype(np.float32))
@@ -74,9 +75,11 @@ def main(argv=None):
                         t.append(time.perf_counter() - start)
             tf_ms, mm_ms = (statistics.median(t) * 1e3 for t in times)
             pixels = side * side if transposed else (-(-side // 2)) ** 2
-            used = pixels <= (smallconv.MAX_TRANSPOSED_INPUT_PIXELS if transposed else smallconv.MAX_CONV_OUTPUT_PIXELS)
-            print(f"{'transposed' if transposed else 'conv':>10} {batch:>5} {f'{side}x{side}x{c_in}':>12} {c_out:>5} "
-                  f"{tf_ms:>8.2f} {mm_ms:>9.2f} {tf_ms / mm_ms:>6.2f}  {'matmul' if used else 'TF'}", flush=True)
+            used = pixels <= (smallconv.MAX_TRANSPOSED_INPUT_PIXELS if transposed
+                              else smallconv.MAX_CONV_OUTPUT_PIXELS)
+            print(f"{'transposed' if transposed else 'conv':>10} {batch:>5} {f'{side}x{side}x{c_in}':>12} "
+                  f"{c_out:>5} {tf_ms:>8.2f} {mm_ms:>9.2f} {tf_ms / mm_ms:>6.2f}  "
+                  f"{'matmul' if used else 'TF'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def synthetic_photos(root, count, seed=0):
     os.makedirs(folder)
     with tf.io.TFRecordWriter(os.path.join(folder, shard_name("photo", 0, count))) as writer:
         for i in range(count):
-            coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((256, 256), Image.BILINEAR)
+            coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+                (256, 256), Image.BILINEAR)
             buffer = io.BytesIO()
             coarse.save(buffer, "JPEG", quality=90)
             writer.write(encode_example(f"photo{i:05d}", buffer.getvalue(), "photo"))
@@ -79,8 +80,9 @@ def main():
     try:
         photos = args.photos or synthetic_photos(os.path.join(work, "data"), args.photos_count)
         generator = build_generator(256, args.base_filters, seed=0)
-        print(f"settings: generator 256 px, base_filters={args.base_filters} ({generator.count_params():,} params); "
-              f"photos {photos if args.photos else f'{args.photos_count} synthetic 256x256 JPEGs (TFRecord)'}; "
+        source = photos if args.photos else f"{args.photos_count} synthetic 256x256 JPEGs (TFRecord)"
+        print(f"settings: generator 256 px, base_filters={args.base_filters} "
+              f"({generator.count_params():,} params); photos {source}; "
               f"CPU threads: TensorFlow default; {os.cpu_count()} logical CPUs")
 
         # Warm-up: TensorFlow/oneDNN initialisation is paid once, before either measurement.

@@ -120,7 +120,8 @@ def time_steps(size, batch, precision="float32", jit=False, steps=10, warmup=2, 
     for variant in variants:
         runs[variant], nets = _step_function(variant, size, base, precision, jit)
     rng = np.random.default_rng(0)
-    batch_data = tuple(tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)) for _ in range(2))
+    batch_data = tuple(tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
+                       for _ in range(2))
     times = {name: [] for name in runs}
     logs = {}
     for i in range(warmup + steps):
@@ -176,7 +177,8 @@ def _row(size, batch, precision, jit, times, flops, peak, finite=True):
 
 
 HEADER = (f"{'size':>4} {'batch':>5} {'precision':>14} {'xla':>5} {'reference':>9} {'fused':>9} {'kit':>9} "
-          f"{'x fused':>6} {'x kit':>6} {'GFLOP/step':>10} {'best GFLOP/s':>12} {'of peak':>7} {'train img/s':>11}")
+          f"{'x fused':>6} {'x kit':>6} {'GFLOP/step':>10} {'best GFLOP/s':>12} {'of peak':>7} "
+          f"{'train img/s':>11}")
 
 
 def _isolated(args, size, batch, precision, jit):
@@ -185,9 +187,10 @@ def _isolated(args, size, batch, precision, jit):
     times = {"reference": [], "kit": []}
     for _ in range(args.rounds):
         for variant, allocator in (("reference", "default"), ("kit", "tuned")):
-            command = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", str(batch),
-                       "--precisions", precision, "--jit", jit, "--steps", str(args.steps), "--warmup",
-                       str(args.warmup), "--base-filters", str(args.base_filters), "--variants", variant,
+            command = [sys.executable, os.path.abspath(__file__), "--sizes", str(size),
+                       "--batches", str(batch), "--precisions", precision, "--jit", jit,
+                       "--steps", str(args.steps), "--warmup", str(args.warmup),
+                       "--base-filters", str(args.base_filters), "--variants", variant,
                        "--malloc", allocator, "--no-peak", "--no-pipeline", "--json"]
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
@@ -203,7 +206,8 @@ def main(argv=None):
     parser.add_argument("--precisions", type=_words, default=["float32"],
                         help="comma-separated: float32, mixed_bfloat16, mixed_float16")
     parser.add_argument("--jit", type=_words, default=["false"], help="comma-separated: false, true")
-    parser.add_argument("--variants", type=_words, default=list(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", type=_words, default=list(VARIANTS),
+                        help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
                         help="glibc allocator settings for this process (tuned: as monet_keras training)")
     parser.add_argument("--isolate", action="store_true",
@@ -225,8 +229,8 @@ def main(argv=None):
     if not args.json:
         print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, devices: {devices}, "
               f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}, "
-              + ("reference and kit in separate processes (reference: glibc's malloc, kit: tuned)" if args.isolate
-                 else f"malloc: {'tuned' if tuned else 'glibc default'}"))
+              + ("reference and kit in separate processes (reference: glibc's malloc, kit: tuned)"
+                 if args.isolate else f"malloc: {'tuned' if tuned else 'glibc default'}"))
     peaks = {}
     if not args.no_peak:
         for dtype in ("float32", "bfloat16") + (("float16",) if "mixed_float16" in args.precisions else ()):
@@ -247,7 +251,8 @@ def main(argv=None):
                     if args.json:
                         print(json.dumps({"times": times, "flops": flops, "finite": finite}))
                         return
-                    row = _row(size, batch, precision, jit, times, flops, peaks.get(PEAK_DTYPES[precision]), finite)
+                    row = _row(size, batch, precision, jit, times, flops, peaks.get(PEAK_DTYPES[precision]),
+                               finite)
                     rows.append(row)
                     print(row, flush=True)
     if not args.no_pipeline:
@@ -257,8 +262,8 @@ def main(argv=None):
     print()
     print(HEADER)
     print("\n".join(rows))
-    print("s/step medians; x fused, x kit: reference s/step over theirs; of peak: the fastest variant's FLOP/s over "
-          "the matmul peak of the step's compute dtype")
+    print("s/step medians; x fused, x kit: reference s/step over theirs; "
+          "of peak: the fastest variant's FLOP/s over the matmul peak of the step's compute dtype")
 
 
 if __name__ == "__main__":

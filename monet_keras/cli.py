@@ -18,7 +18,8 @@ from monet_keras.submit import zipcheck
 # --- train ----------------------------------------------------------------------------------
 
 def add_config_arguments(parser):
-    parser.add_argument("--variant", default="Os", choices=list(VARIANTS), help="the report's model (default Os)")
+    parser.add_argument("--variant", default="Os", choices=list(VARIANTS),
+                        help="the report's model (default Os)")
     parser.add_argument("--config", help="a config.json to start from (e.g. a previous run's)")
     parser.add_argument("--image-size", type=int, dest="image_size")
     parser.add_argument("--epochs", type=int)
@@ -29,7 +30,8 @@ def add_config_arguments(parser):
     parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
                         help="skip (and count) unreadable or odd images instead of stopping before training")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override any ExperimentConfig field, e.g. --set cycle_noise_std=0.08 (repeatable)")
+                        help="override any ExperimentConfig field, e.g. --set cycle_noise_std=0.08 "
+                             "(repeatable)")
 
 
 def config_from_args(args) -> ExperimentConfig:
@@ -67,7 +69,8 @@ def _train(args):
 def _add_train(commands):
     parser = commands.add_parser(
         "train", help="train a CycleGAN variant on a Kaggle-layout folder",
-        description="One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; and the ``train`` CLI.")
+        description="One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; "
+                    "and the ``train`` CLI.")
     parser.add_argument("--data", help="Kaggle-layout data folder (default: the Kaggle input folder)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     add_config_arguments(parser)
@@ -92,13 +95,15 @@ def _translate(args):
     files = find_images(args.photos, "photo")
     expected = translate.count_photos(files)
     if expected is not None and not min_count <= expected <= max_count:
-        raise MonetKerasError(f"{args.photos} holds {expected} photos; Kaggle needs {min_count:,}-{max_count:,} images "
+        raise MonetKerasError(f"{args.photos} holds {expected} photos; "
+                              f"Kaggle needs {min_count:,}-{max_count:,} images "
                               f"(--allow-small accepts fewer, for demo data)")
     result = translate.write_submission(args.generator, files, args.out, batch_size=args.batch_size,
                                         quality=args.quality, image_size=args.image_size,
                                         skip_corrupt=args.skip_corrupt)
     print(result.summary())
-    return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count), min_count, max_count)
+    return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count),
+                           min_count, max_count)
 
 
 def _add_translate(commands):
@@ -108,7 +113,8 @@ def _add_translate(commands):
                     "JPEGs into a zip.")
     parser.add_argument("--generator", required=True, help="the saved generator (.keras)")
     parser.add_argument("--photos", required=True,
-                        help="Kaggle-layout folder (photo_tfrec/ or photo_jpg/), a folder of JPEGs or .tfrec files")
+                        help="Kaggle-layout folder (photo_tfrec/ or photo_jpg/), "
+                             "a folder of JPEGs or .tfrec files")
     parser.add_argument("--out", default="images.zip", help="the zip to write (default images.zip)")
     parser.add_argument("--batch-size", type=int, default=TRANSLATE_BATCH_SIZE, dest="batch_size")
     parser.add_argument("--quality", type=int, default=TRANSLATE_QUALITY,
@@ -129,13 +135,15 @@ def _validate_zip(args):
     min_count, max_count = zipcheck.count_range(args.allow_small)
     if args.allow_small:
         zipcheck.note_allow_small(min_count, max_count)
-    return zipcheck.report(args.zip, zipcheck.validate_zip(args.zip, min_count, max_count), min_count, max_count)
+    return zipcheck.report(args.zip, zipcheck.validate_zip(args.zip, min_count, max_count),
+                           min_count, max_count)
 
 
 def _add_validate_zip(commands):
     parser = commands.add_parser(
         "validate-zip", help="check images.zip against the competition's rules",
-        description="Check an ``images.zip`` against the competition's rules before it costs a daily submission.")
+        description="Check an ``images.zip`` against the competition's rules "
+                    "before it costs a daily submission.")
     parser.add_argument("zip", help="the images.zip to check")
     parser.add_argument("--allow-small", action="store_true",
                         help=f"accept fewer than {zipcheck.MIN_COUNT:,} images (demo data); says so")
@@ -154,8 +162,9 @@ def _extractor(args):
 
 def _evaluate(args):
     scores = metrics.evaluate(args.generated, args.real, _extractor(args), batch_size=args.batch_size,
-                              kid_subset_size=args.kid_subset_size, kid_subsets=args.kid_subsets, seed=args.seed,
-                              json_path=args.out, report_path=args.report, verbose=0 if args.quiet else 1,
+                              kid_subset_size=args.kid_subset_size, kid_subsets=args.kid_subsets,
+                              seed=args.seed, json_path=args.out, report_path=args.report,
+                              verbose=0 if args.quiet else 1,
                               skip_corrupt=args.skip_corrupt)
     print(metrics.format_scores(scores))
     for label, path in (("scores", args.out), ("memorization report", args.report)):
@@ -177,8 +186,8 @@ def _add_evaluate(commands):
                         help="folder of Monet JPEGs (or .tfrec files), or a Kaggle-layout root "
                              "(monet_tfrec/, else monet_jpg/)")
     parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
-                        help="check the images of the --real/--generated folders first and leave out (and count) "
-                             "unreadable or odd ones, as train --skip-corrupt does")
+                        help="check the images of the --real/--generated folders first and leave out "
+                             "(and count) unreadable or odd ones, as train --skip-corrupt does")
     parser.add_argument("--weights", default=None,
                         help=f"InceptionV3 weights: a .h5 file, or 'imagenet' (Keras download); "
                              f"default ${features.WEIGHTS_ENV} if set, else imagenet")
@@ -210,7 +219,8 @@ def _figures(args):
 def _add_figures(commands):
     parser = commands.add_parser(
         "figures", help="write the report's diagnostic figures for a run",
-        description="Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``.")
+        description="Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) "
+                    "into ``run_dir``.")
     parser.add_argument("--run", required=True, help="a finished RUN_DIR")
     parser.add_argument("--data", help="data folder (default: the run's)")
     parser.set_defaults(func=_figures)
@@ -240,18 +250,21 @@ def _experiments(args):
 def _add_experiments(commands):
     parser = commands.add_parser(
         "experiments", help="run the notebook once per variant with papermill and tabulate the results",
-        description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook and run "
-                    "folder each), then write RUNS_DIR/results.csv, results.md and results.png. Exit status 1 "
-                    "if any variant failed.")
+        description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook "
+                    "and run folder each), then write RUNS_DIR/results.csv, results.md and results.png. "
+                    "Exit status 1 if any variant failed.")
     parser.add_argument("--data", required=True, help="Kaggle-layout data folder")
     parser.add_argument("--out", required=True, help="folder for the run folders and the results")
-    parser.add_argument("--variants", default="all", help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
+    parser.add_argument("--variants", default="all",
+                        help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                         help="a notebook parameter (an ExperimentConfig field) for every variant, e.g. "
-                             "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 (repeatable)")
+                             "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 "
+                             "(repeatable)")
     parser.add_argument("--force", action="store_true",
                         help="delete and rerun variants that already finished with the same parameters")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell (default: none)")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds allowed per notebook cell (default: none)")
     parser.set_defaults(func=_experiments)
 
 
@@ -260,8 +273,8 @@ def _add_experiments(commands):
 def _package_kaggle(args):
     from monet_keras.submit.kaggle_package import build_package
 
-    dataset_dir, kernel_dir = build_package(args.out_dir, args.id, args.title, args.kernel_title, args.license,
-                                            args.force)
+    dataset_dir, kernel_dir = build_package(args.out_dir, args.id, args.title, args.kernel_title,
+                                            args.license, args.force)
     print(f"library dataset: {dataset_dir}")
     print(f"  first upload:  kaggle datasets create -p {dataset_dir}")
     print(f"  new version:   kaggle datasets version -p {dataset_dir} -m \"update monet_keras\"")
@@ -276,11 +289,13 @@ def _add_package_kaggle(commands):
         description="Build Kaggle upload folders: the library's wheel as a dataset (the notebook installs it "
                     "offline), and the notebook with its kernel-metadata.json.")
     parser.add_argument("out_dir", help="folder to write dataset/ and kernel/ into")
-    parser.add_argument("--id", required=True, help="the dataset's Kaggle id, OWNER/slug (e.g. jane/monet-keras)")
+    parser.add_argument("--id", required=True,
+                        help="the dataset's Kaggle id, OWNER/slug (e.g. jane/monet-keras)")
     parser.add_argument("--title", default="monet-keras library", help="the dataset's title")
     parser.add_argument("--kernel-title", default="Monet CycleGAN",
                         help="the notebook's title on Kaggle (its id is OWNER/<title as slug>)")
-    parser.add_argument("--license", default="other", help="license name in dataset-metadata.json (default other)")
+    parser.add_argument("--license", default="other",
+                        help="license name in dataset-metadata.json (default other)")
     parser.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     parser.set_defaults(func=_package_kaggle)
 

@@ -8,7 +8,6 @@ batch runner's ``-p image_size 64``.
 import dataclasses
 import json
 import os
-from typing import Optional
 
 from monet_keras.errors import MonetKerasError
 
@@ -37,7 +36,7 @@ class ExperimentConfig:
     # optimisation
     epochs: int = 25
     batch_size: int = 1
-    steps_per_epoch: Optional[int] = None  # None = one full epoch of the sampling scheme
+    steps_per_epoch: int | None = None  # None = one full epoch of the sampling scheme
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lr_decay_epochs: int = 0  # linear decay to 0 over the last N epochs (0 = constant)
@@ -92,7 +91,8 @@ class ExperimentConfig:
         for field in ("epochs", "batch_size", "base_filters"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 bad(field, "expected a positive integer")
-        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
+        if self.steps_per_epoch is not None and (
+                not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
             bad("steps_per_epoch", "expected a positive integer or None")
         for field in ("holdout_monet", "pool_size", "lr_decay_epochs"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 0:
@@ -169,7 +169,7 @@ class ExperimentConfig:
 def _coerce(name, value, default, field):
     """Turn strings from the CLI or papermill into the field's type."""
     kind = field.type if isinstance(field.type, type) else None
-    if field.type in ("Optional[int]", Optional[int]):
+    if field.type in ("int | None", int | None):
         if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
             return None
         kind = int

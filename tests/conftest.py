@@ -35,7 +35,8 @@ def corrupt_data_dir(demo_data_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("corrupt") / "data"
     shutil.copytree(demo_data_dir, path)
     for domain, shards in (("monet", 5), ("photo", 10)):
-        with tf.io.TFRecordWriter(str(path / schema.tfrec_dir(domain) / schema.shard_name(domain, shards, 1))) as w:
+        shard = path / schema.tfrec_dir(domain) / schema.shard_name(domain, shards, 1)
+        with tf.io.TFRecordWriter(str(shard)) as w:
             w.write(schema.encode_example("broken", BROKEN_JPEG, domain))
         (path / schema.jpg_dir(domain) / "broken.jpg").write_bytes(BROKEN_JPEG)
     return path

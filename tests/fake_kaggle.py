@@ -67,7 +67,8 @@ class Request:
 class FakeKaggle:
     """The fake API server on 127.0.0.1 (a free port), run in a thread; use as a context manager."""
 
-    def __init__(self, username="alice", key="k3y-0123456789abcdef", token="t0ken-fedcba9876543210", version=7):
+    def __init__(self, username="alice", key="k3y-0123456789abcdef", token="t0ken-fedcba9876543210",
+                 version=7):
         self.username, self.key, self.token = username, key, token
         self.next_kernel_version = version
         self.requests = []  # every request, in order

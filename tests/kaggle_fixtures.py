@@ -31,7 +31,8 @@ def decoded_index(image):
     return int(round(red / 4))
 
 
-def write_kaggle_folder(root, n_monet=6, n_photo=10, size=32, kind="tfrecord", image_fn=coded_image, shards=1):
+def write_kaggle_folder(root, n_monet=6, n_photo=10, size=32, kind="tfrecord", image_fn=coded_image,
+                        shards=1):
     """Write ``monet_*`` and ``photo_*`` in the Kaggle layout; returns ``root``."""
     for domain, count in (("monet", n_monet), ("photo", n_photo)):
         records = [(f"{domain}{i:04d}", jpeg_bytes(image_fn(domain, i, size))) for i in range(count)]
@@ -40,7 +41,8 @@ def write_kaggle_folder(root, n_monet=6, n_photo=10, size=32, kind="tfrecord", i
             os.makedirs(folder, exist_ok=True)
             for shard in range(shards):
                 part = records[shard::shards]
-                with tf.io.TFRecordWriter(os.path.join(folder, schema.shard_name(domain, shard, len(part)))) as w:
+                shard_path = os.path.join(folder, schema.shard_name(domain, shard, len(part)))
+                with tf.io.TFRecordWriter(shard_path) as w:
                     for name, data in part:
                         w.write(schema.encode_example(name, data, domain))
         else:

@@ -15,7 +15,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
-from monet_keras.accel import fused_adam
+from monet_keras.accel import fused_adam  # noqa: E402
 from monet_keras.model import networks  # noqa: E402
 from monet_keras.model.cyclegan import CycleGAN  # noqa: E402
 
@@ -40,7 +40,8 @@ def run(strategy, batches, optimizer=lambda: keras.optimizers.SGD(0.5)):
     dataset = tf.data.Dataset.from_tensor_slices(batches).batch(BATCH)
     history = gan.fit(dataset, epochs=1, verbose=0, shuffle=False)
     after = [keras.ops.convert_to_numpy(w) for w in gan.trainable_weights]
-    copies = [[keras.ops.convert_to_numpy(c) for c in getattr(w.value, "values", [w.value])] for w in gan.trainable_weights]
+    copies = [[keras.ops.convert_to_numpy(c) for c in getattr(w.value, "values", [w.value])]
+              for w in gan.trainable_weights]
     RUNS.append(max(float(np.max(np.abs(c - cs[0]))) for cs in copies for c in cs))
     return [a - b for a, b in zip(after, before)], {k: v[-1] for k, v in history.history.items()}
 
@@ -49,7 +50,8 @@ RUNS = []  # per run: the largest difference between replica copies of a weight
 
 
 def _worst(a_deltas, b_deltas):
-    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(a_deltas, b_deltas))
+    return max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+               for a, b in zip(a_deltas, b_deltas, strict=True))
 
 
 def main():

@@ -78,7 +78,8 @@ def _by_name(gan):
     values = {}
     for network, optimizer in gan.networks_and_optimizers:
         values.update({f"{network.name}/{w.path}": keras.ops.convert_to_numpy(w) for w in network.weights})
-        values.update({f"{network.name}/opt/{v.name}": keras.ops.convert_to_numpy(v) for v in optimizer.variables})
+        values.update({f"{network.name}/opt/{v.name}": keras.ops.convert_to_numpy(v)
+                       for v in optimizer.variables})
     return values
 
 
@@ -101,7 +102,8 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
     gan = _gan(first="a")
     # The earlier format: arrays numbered by position.
     old = {f"net{i}/{j}": keras.ops.convert_to_numpy(w)
-           for i, (network, _) in enumerate(gan.networks_and_optimizers) for j, w in enumerate(network.weights)}
+           for i, (network, _) in enumerate(gan.networks_and_optimizers)
+           for j, w in enumerate(network.weights)}
     np.savez(os.path.join(tmp_path, "epoch-0001.npz"), epoch=np.array(1), **old)
     with pytest.raises(MonetKerasError, match=r"belongs to a different model: .*it lacks monet_\w+/a/\w+"
                                               r"; it has net0/0\)"):
@@ -116,5 +118,6 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
                         for name in NETWORKS), seed=0)
     narrow.compile(*(keras.optimizers.Adam(1e-3) for _ in NETWORKS))
     checkpoints.save_checkpoint(wider, tmp_path / "wide", 1)
-    with pytest.raises(MonetKerasError, match=r"monet_generator/a/kernel has shape \(4, 5\), the model expects \(4, "):
+    with pytest.raises(MonetKerasError,
+                       match=r"monet_generator/a/kernel has shape \(4, 5\), the model expects \(4, "):
         checkpoints.restore_latest(narrow, tmp_path / "wide")

@@ -34,37 +34,38 @@ OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
               "--epochs": None, "--batch-size": None, "--base-filters": None, "--seed": None,
               "--steps-per-epoch": None, "--skip-corrupt": False, "--set": None},
-    "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32, "--quality": 95,
-                  "--image-size": None, "--allow-small": False, "--skip-corrupt": False},
+    "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32,
+                  "--quality": 95, "--image-size": None, "--allow-small": False, "--skip-corrupt": False},
     "validate-zip": {"--allow-small": False},
-    "evaluate": {"--generated": None, "--real": None, "--skip-corrupt": False, "--weights": None, "--stand-in": False,
-                 "--out": None,
-                 "--report": None, "--batch-size": 32, "--image-size": 299, "--kid-subset-size": 1000,
-                 "--kid-subsets": 100, "--seed": 0, "--quiet": False},
+    "evaluate": {"--generated": None, "--real": None, "--skip-corrupt": False, "--weights": None,
+                 "--stand-in": False, "--out": None, "--report": None, "--batch-size": 32,
+                 "--image-size": 299, "--kid-subset-size": 1000, "--kid-subsets": 100, "--seed": 0,
+                 "--quiet": False},
     "figures": {"--run": None, "--data": None},
-    "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None, "--force": False,
-                    "--timeout": None},
+    "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,
+                    "--force": False, "--timeout": None},
     "package-kaggle": {"--id": None, "--title": "monet-keras library", "--kernel-title": "Monet CycleGAN",
                        "--license": "other", "--force": False},
 }
 # The least each command parses (its required arguments), so the defaults can be read back.
-REQUIRED = {"train": ["--out", "o"], "translate": ["--generator", "g", "--photos", "p"], "validate-zip": ["z"],
-            "evaluate": ["--generated", "g", "--real", "r"], "figures": ["--run", "r"],
+REQUIRED = {"train": ["--out", "o"], "translate": ["--generator", "g", "--photos", "p"],
+            "validate-zip": ["z"], "evaluate": ["--generated", "g", "--real", "r"], "figures": ["--run", "r"],
             "experiments": ["--data", "d", "--out", "o"], "package-kaggle": ["o", "--id", "i"]}
 TFRECORDS_TOOLS_OPTIONS = {
     "demo": {"--monet", "--photos", "--size", "--seed", "--shards-monet", "--shards-photo", "--force"},
     "from-jpg": {"--domain", "--shards", "--force"},
     "to-jpg": {"--force"},
     "inspect": {"--size"},
-    "download": {"--competition", "--zip", "--force", "--monet", "--photos", "--size", "--attempts", "--retry-delay"},
+    "download": {"--competition", "--zip", "--force", "--monet", "--photos", "--size", "--attempts",
+                 "--retry-delay"},
 }
 
 
 def run(module, *args):
     """``python -m module ARGS`` -> (exit status, stdout, the heavy modules it imported)."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", COLUMNS="100")
-    done = subprocess.run([sys.executable, "-c", PROBE, module, *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", PROBE, module, *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=300)
     report = done.stderr.strip().splitlines()[-1]
     assert report.startswith("imported:"), done.stderr
     return done.returncode, done.stdout, report.split()[1:]
@@ -128,7 +129,8 @@ def test_validate_zip_runs_without_tensorflow(tmp_path):
 
 def test_probe_sees_tensorflow_when_a_command_needs_it(tmp_path):
     """train loads TensorFlow (its config check does); a bad value exits 2."""
-    status, _, heavy = run("monet_keras", "train", "--data", tmp_path, "--out", tmp_path / "run", "--epochs", "0")
+    status, _, heavy = run("monet_keras", "train", "--data", tmp_path, "--out", tmp_path / "run",
+                           "--epochs", "0")
     assert status == 2 and "tensorflow" in heavy
 
 

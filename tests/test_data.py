@@ -27,7 +27,8 @@ def epoch_indices(dataset):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=6, n_photo=20, size=32, shards=3)
+    return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=6, n_photo=20, size=32,
+                               shards=3)
 
 
 @pytest.mark.parametrize("kind", ["tfrecord", "jpeg"])
@@ -69,7 +70,8 @@ def test_over_sampling_epoch(folder):
 
 def test_under_sampling_epoch(folder):
     monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
-    dataset, steps = pipeline.paired_dataset(monet, photo, 6, 20, "under", batch_size=2, image_size=32, seed=1)
+    dataset, steps = pipeline.paired_dataset(monet, photo, 6, 20, "under", batch_size=2, image_size=32,
+                                             seed=1)
     assert steps == 3
     subsets = []
     for _ in range(3):
@@ -132,7 +134,8 @@ def _example(name, image_bytes, target="photo", drop=None):
     feats = {"image_name": name.encode(), "image": image_bytes, "target": target.encode()}
     feats.pop(drop, None)
     return tf.train.Example(features=tf.train.Features(feature={
-        k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v])) for k, v in feats.items()})).SerializeToString()
+        k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+        for k, v in feats.items()})).SerializeToString()
 
 
 @pytest.mark.parametrize("record, what", [
@@ -181,7 +184,8 @@ def photo_files(request, corrupt_data_dir):
 
 
 def good_photo_names(corrupt_data_dir):
-    return sorted(os.path.splitext(n)[0] for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg")
+    return sorted(os.path.splitext(n)[0] for n in os.listdir(corrupt_data_dir / "photo_jpg")
+                  if n != "broken.jpg")
 
 
 def test_readers_leave_out_what_the_check_marked(photo_files, corrupt_data_dir):
@@ -192,7 +196,8 @@ def test_readers_leave_out_what_the_check_marked(photo_files, corrupt_data_dir):
     assert sorted(n.decode() for n, _ in pairs) == good
     # the same pixels as an independent PIL decode of the stored JPEGs
     for name, image in pairs[:3]:
-        want = np.asarray(Image.open(corrupt_data_dir / "photo_jpg" / f"{name.decode()}.jpg"), np.float32) / 127.5 - 1
+        jpeg = corrupt_data_dir / "photo_jpg" / f"{name.decode()}.jpg"
+        want = np.asarray(Image.open(jpeg), np.float32) / 127.5 - 1
         np.testing.assert_allclose(image, want, atol=1e-6)
     assert pipeline.first_images(checked, 32, 20).shape == (len(good), 32, 32, 3)
     encoded = list(pipeline.encoded_images(checked))

@@ -65,8 +65,8 @@ def test_figures_command_on_a_run(tmp_path):
     train(tiny("Os", data_dir=root, out_dir=run), verbose=0)
     here = os.path.dirname(os.path.dirname(__file__))
     done = subprocess.run([sys.executable, "-m", "monet_keras", "figures", "--run", run], capture_output=True,
-                          text=True, cwd=here, env=dict(os.environ, PYTHONPATH=here, TF_CPP_MIN_LOG_LEVEL="2"),
-                          timeout=300)
+                          text=True, cwd=here,
+                          env=dict(os.environ, PYTHONPATH=here, TF_CPP_MIN_LOG_LEVEL="2"), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("augmentation_examples.png", "diffaugment_examples.png", "self_adversarial_check.png"):
         with Image.open(os.path.join(run, name)) as image:

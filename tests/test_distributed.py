@@ -19,11 +19,13 @@ def test_two_replicas_match_one():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2
     # every tensor moves except those of the innermost level (dead at initialisation, see the script)
-    assert result["not_updated"] == ["down5_conv", "down5_norm", "up1_deconv", "up1_norm"], result["not_updated"]
+    dead = ["down5_conv", "down5_norm", "up1_deconv", "up1_norm"]
+    assert result["not_updated"] == dead, result["not_updated"]
     # Same update within float32 summation-order error; a loss scaled by the replica count
     # would be off by a factor of 2 (relative difference 0.5 or 1).
     assert result["worst_relative_update_diff"] < 1e-3, result
-    assert result["worst_relative_adam_update_diff"] < 1e-3, result  # fused Adam (monet_keras.accel.fused_adam)
-    assert result["replica_copy_diffs"][1] == result["replica_copy_diffs"][3] == 0, result  # copies stay equal
+    assert result["worst_relative_adam_update_diff"] < 1e-3, result  # fused Adam (accel.fused_adam)
+    # the replicas' copies stay equal
+    assert result["replica_copy_diffs"][1] == result["replica_copy_diffs"][3] == 0, result
     for name, value in result["one_logs"].items():
         assert result["two_logs"][name] == pytest.approx(value, rel=1e-4), name

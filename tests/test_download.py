@@ -33,13 +33,15 @@ def _zip_folder(folder, zip_path):
 def data_zip(tmp_path_factory):
     """A small Kaggle-layout zip: 3 Monet and 5 photos at 32 px, as TFRecords and as JPEGs."""
     root = tmp_path_factory.mktemp("source")
-    write_kaggle_folder(str(root / "data"), SMALL["monet"], SMALL["photo"], size=32, kind="tfrecord", shards=2)
+    write_kaggle_folder(str(root / "data"), SMALL["monet"], SMALL["photo"], size=32, kind="tfrecord",
+                        shards=2)
     write_kaggle_folder(str(root / "data"), SMALL["monet"], SMALL["photo"], size=32, kind="jpg")
     return _zip_folder(root / "data", root / "gan-getting-started.zip")
 
 
 def _listing(folder):
-    return sorted(os.path.relpath(os.path.join(r, f), folder) for r, _, files in os.walk(folder) for f in files)
+    return sorted(os.path.relpath(os.path.join(r, f), folder)
+                  for r, _, files in os.walk(folder) for f in files)
 
 
 @pytest.mark.parametrize("member, why", [
@@ -144,8 +146,8 @@ def test_download_end_to_end_with_the_kaggle_cli(data_zip, tmp_path):
         assert os.listdir(work) == ["data"]  # the downloaded zip and temporary folders are gone
 
         # an unknown competition: the CLI's 404 is one error line, exit 1, nothing written
-        proc = subprocess.run([*command[:4], str(work / "other"), "--competition", "nope"], capture_output=True,
-                              text=True, env=env, cwd=REPO, timeout=300)
+        proc = subprocess.run([*command[:4], str(work / "other"), "--competition", "nope"],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
         assert proc.returncode == 1 and proc.stderr.count("\n") == 1
         assert proc.stderr.startswith("error: kaggle competitions download failed:")
         assert os.listdir(work) == ["data"]

@@ -97,7 +97,8 @@ def test_parameters_are_checked_and_typed():
 
 
 def test_cli_usage_errors_exit_2(tmp_path, capsys):
-    assert main(["experiments", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--variants", "Nope"]) == 2
+    assert main(["experiments", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
+                 "--variants", "Nope"]) == 2
     assert main(["experiments", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert "data folder not found" in capsys.readouterr().err
 
@@ -122,4 +123,5 @@ def test_notebook_error_names_the_first_error(tmp_path):
     assert ex.notebook_error(str(executed)) == "ValueError: bad thing"
     log = tmp_path / "papermill.log"
     log.write_text("starting\nNo such kernel named monet-keras-python\n\n")
-    assert ex.notebook_error(str(tmp_path / "none.ipynb"), str(log)) == "No such kernel named monet-keras-python"
+    assert (ex.notebook_error(str(tmp_path / "none.ipynb"), str(log))
+            == "No such kernel named monet-keras-python")

@@ -34,7 +34,8 @@ def _spread_weights(network, seed):
         if name.endswith("gamma"):
             weights.append(1 + 0.1 * rng.standard_normal(shape))
         elif len(shape) == 4:
-            weights.append(rng.standard_normal(shape) / np.sqrt(np.prod(shape[:2]) * shape[-1 if "deconv" in name else 2]))
+            fan_in = np.prod(shape[:2]) * shape[-1 if "deconv" in name else 2]
+            weights.append(rng.standard_normal(shape) / np.sqrt(fan_in))
         else:
             weights.append(0.1 * rng.standard_normal(shape))
     network.set_weights([w.astype(np.float32) for w in weights])
@@ -45,7 +46,8 @@ def _gan(fused, optimizer=None, small_map_matmul=True, spread=False, **kwargs):
     gan = cyclegan.CycleGAN(
         networks.build_generator(SIZE, BASE, seed=1, dropout=0, **matmul),
         networks.build_generator(SIZE, BASE, seed=2, dropout=0, **matmul),
-        networks.build_discriminator(SIZE, BASE, seed=3, **matmul), networks.build_discriminator(SIZE, BASE, seed=4, **matmul),
+        networks.build_discriminator(SIZE, BASE, seed=3, **matmul),
+        networks.build_discriminator(SIZE, BASE, seed=4, **matmul),
         seed=0, fused_step=fused, **kwargs)
     if spread:
         for seed, network in enumerate((gan.monet_generator, gan.photo_generator,
@@ -76,10 +78,10 @@ def _assert_same_step(a, b):
     assert logs_a.keys() == set(cyclegan.LOSS_NAMES) == logs_b.keys()
     for name in cyclegan.LOSS_NAMES:
         assert logs_a[name] == pytest.approx(logs_b[name], rel=1e-5, abs=1e-7), name
-    for network_a, network_b in zip(grads_a, grads_b):
+    for network_a, network_b in zip(grads_a, grads_b, strict=True):
         scale = max(float(np.abs(g).max()) for g in network_a)
         assert scale > 0  # every network is updated
-        for g_a, g_b in zip(network_a, network_b):
+        for g_a, g_b in zip(network_a, network_b, strict=True):
             np.testing.assert_allclose(g_a, g_b, rtol=1e-3, atol=1e-4 * scale)
 
 
@@ -104,7 +106,8 @@ def test_kit_step_equals_the_tutorials(fused):
 
 def test_fused_step_equals_reference_batch_one_and_three():
     for batch in (1, 3):
-        _assert_same_step(_step(False, batch=_batch(batch, seed=batch)), _step(True, batch=_batch(batch, seed=batch)))
+        _assert_same_step(_step(False, batch=_batch(batch, seed=batch)),
+                          _step(True, batch=_batch(batch, seed=batch)))
 
 
 def test_fused_step_with_loss_scaling_equals_reference():

@@ -40,8 +40,8 @@ def _run(optimizer, w0, gradients, compiled=True):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_fused_adam_is_adam(compiled):
     w0, gradients = _problem()
-    variable, optimizer = _run(fused_adam.Adam(LR, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON), w0, gradients,
-                               compiled)
+    variable, optimizer = _run(fused_adam.Adam(LR, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON), w0,
+                               gradients, compiled)
     w, m, v = numpy_adam(w0, gradients)
     np.testing.assert_allclose(variable.numpy(), w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(optimizer._momentums[0].numpy(), m, rtol=1e-5, atol=1e-7)
@@ -82,7 +82,8 @@ def test_amsgrad_goes_through_keras_update():
     fused, _ = _run(fused_adam.Adam(LR, amsgrad=True), w0, gradients)
     keras_, _ = _run(keras.optimizers.Adam(LR, amsgrad=True), w0, gradients)
     np.testing.assert_allclose(fused.numpy(), keras_.numpy(), rtol=1e-6, atol=1e-7)
-    assert np.abs(fused.numpy() - numpy_adam(w0, gradients, lr=LR)[0]).max() > 1e-6  # amsgrad differs from Adam
+    # amsgrad differs from Adam
+    assert np.abs(fused.numpy() - numpy_adam(w0, gradients, lr=LR)[0]).max() > 1e-6
 
 
 def test_fused_adam_serializes():

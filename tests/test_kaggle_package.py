@@ -69,7 +69,8 @@ def test_wheel_installs_offline_and_runs_on_its_own(tmp_path):
                            "--photos", "2", "--size", "32"], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=300)
     assert demo.returncode == 0, demo.stderr[-2000:]
-    assert len(os.listdir(cwd / "data" / "photo_jpg")) == 2 and len(os.listdir(cwd / "data" / "monet_jpg")) == 2
+    assert len(os.listdir(cwd / "data" / "photo_jpg")) == 2
+    assert len(os.listdir(cwd / "data" / "monet_jpg")) == 2
 
 
 def test_bad_ids_and_non_empty_output(tmp_path):

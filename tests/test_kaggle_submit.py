@@ -65,7 +65,8 @@ def images_zip(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         for i in range(3):
             buffer = io.BytesIO()
-            Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=95)
+            pixels = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(buffer, "JPEG", quality=95)
             archive.writestr(f"photo{i}.jpg", buffer.getvalue())
     return path
 
@@ -106,8 +107,9 @@ def test_file_submission_uploads_the_exact_bytes(home, fake, images_zip, capsys)
 def test_script_with_an_access_token(home, fake, images_zip):
     """As a program, with KAGGLE_API_TOKEN: the CLI checks the token, then sends it as a Bearer token."""
     env = dict(os.environ, KAGGLE_API_TOKEN=fake.token)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "kaggle_submit.py"), "file", "--zip", str(images_zip),
-                           "-m", "token run", "--allow-small"], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "kaggle_submit.py"), "file",
+                           "--zip", str(images_zip), "-m", "token run", "--allow-small"],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     _no_secrets(proc.stdout + proc.stderr, fake)
     assert "credentials: the KAGGLE_API_TOKEN environment variable" in proc.stdout
@@ -118,10 +120,11 @@ def test_script_with_an_access_token(home, fake, images_zip):
 
 def test_dry_run_validates_and_uploads_nothing(home, fake, images_zip, capsys):
     _kaggle_json(home, fake)
-    code, out, _ = _run(capsys, fake, "file", "--zip", images_zip, "-m", "my run", "--allow-small", "--dry-run")
+    code, out, _ = _run(capsys, fake, "file", "--zip", images_zip, "-m", "my run", "--allow-small",
+                        "--dry-run")
     assert code == 0
-    expected = shlex.join(["kaggle", "competitions", "submit", "-c", "gan-getting-started", "-f", str(images_zip),
-                           "-m", "my run"])
+    expected = shlex.join(["kaggle", "competitions", "submit", "-c", "gan-getting-started",
+                           "-f", str(images_zip), "-m", "my run"])
     assert f"would run: {expected}" in out and "ok: " in out
     assert fake.requests == []
 
@@ -146,9 +149,11 @@ def test_build_then_submit(home, fake, tmp_path, capsys):
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     _kaggle_json(home, fake)
     out_zip = tmp_path / "built.zip"
-    argv = ("file", "--generator", generator, "--photos", photos, "--zip", out_zip, "-m", "built", "--allow-small")
+    argv = ("file", "--generator", generator, "--photos", photos, "--zip", out_zip, "-m", "built",
+            "--allow-small")
     code, out, err = _run(capsys, fake, *argv)
-    assert code == 2 and err.startswith(f"error: bad photo data: {photos / 'broken.jpg'}: ") and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: bad photo data: {photos / 'broken.jpg'}: ")
     assert not out_zip.exists() and fake.requests == []
     code, out, err = _run(capsys, fake, *argv, "--skip-corrupt")
     assert code == 0, err
@@ -181,7 +186,8 @@ def test_incomplete_credentials_name_the_missing_one(home, fake, images_zip, cap
     ("CreateSubmission", 503, None, "503 Server Error", 1),  # may have been created: never repeated
     ("StartSubmissionUpload", 500, None,
      "500 Server Error: Internal Server Error for url: http://localhost/api/v1/"
-     "competitions.CompetitionApiService/StartSubmissionUpload (a problem on Kaggle's side; try again later)", 1),
+     "competitions.CompetitionApiService/StartSubmissionUpload "
+     "(a problem on Kaggle's side; try again later)", 1),
     ("upload", 503, None, "Could not submit to competition: the upload of the file was refused or failed "
                           "(still failing after 3 attempts)", 3),
 ])
@@ -191,9 +197,11 @@ def test_rejections_and_server_errors_give_one_line(home, fake, images_zip, caps
     connections) before CreateSubmission are run again, --attempts times in all."""
     _kaggle_json(home, fake)
     fake.fail[endpoint] = (status, message)
-    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small", "--retry-delay", "0")
+    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small",
+                          "--retry-delay", "0")
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith(f"error: kaggle competitions submit failed: {expected}"), err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"error: kaggle competitions submit failed: {expected}"), err
     assert len(fake.calls("StartSubmissionUpload")) == runs and out.count("running: kaggle") == runs
     assert fake.submissions == []
     if endpoint != "upload":
@@ -225,7 +233,8 @@ def test_transient_failure_is_retried_then_succeeds(home, fake, images_zip, caps
 def test_attempts_and_delay_options(home, fake, images_zip, capsys):
     _kaggle_json(home, fake)
     fake.fail["upload"] = (503, None)
-    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small", "--attempts", "1")
+    code, out, err = _run(capsys, fake, "file", "--zip", images_zip, "-m", "x", "--allow-small",
+                          "--attempts", "1")
     assert code == 1 and "trying again" not in out and "still failing" not in err
     assert len(fake.calls("StartSubmissionUpload")) == 1
     assert kaggle_cli.retry_delays(4, 5.0) == [5.0, 10.0, 20.0] and kaggle_cli.retry_delays(1, 5.0) == []
@@ -307,8 +316,8 @@ def test_push_then_code_submission(home, fake, tmp_path, capsys, monkeypatch):
 
 def test_code_submission_dry_run_and_refused_push(home, fake, tmp_path, capsys):
     _kaggle_json(home, fake)
-    code, out, _ = _run(capsys, fake, "code", "--kernel", "alice/monet-cyclegan", "--version", "3", "-m", "v3",
-                        "--dry-run")
+    code, out, _ = _run(capsys, fake, "code", "--kernel", "alice/monet-cyclegan", "--version", "3",
+                        "-m", "v3", "--dry-run")
     assert code == 0 and fake.requests == []
     assert ("would run: kaggle competitions submit -c gan-getting-started -k alice/monet-cyclegan -v 3 "
             "-f images.zip -m v3") in out

@@ -4,9 +4,9 @@ Domain A: smooth random colour fields with reddish channel ranges (R high, G mid
 Domain B: *other* samples of the same kind with the colour transform T (channel rotation
 R,G,B -> G,B,R) applied, so B images are bluish. The channel ranges make T the only channel
 mapping between the two distributions. The identity weight is lowered to 0.5: with the
-report's 5.0 a run this short settles on copying its input, which the second assertion rejects. After a short run, G(a) must be
-measurably closer to T(a) than the untrained generator's output is, and closer to T(a) than
-to a itself (so it learned the transform, not just to copy its input).
+report's 5.0 a run this short settles on copying its input, which the second assertion rejects.
+After a short run, G(a) must be measurably closer to T(a) than the untrained generator's output
+is, and closer to T(a) than to a itself (so it learned the transform, not just to copy its input).
 """
 
 import keras
@@ -41,8 +41,8 @@ def test_cyclegan_learns_a_colour_transform():
 
     gan = CycleGAN(  # G_monet plays G: A -> B
         networks.build_generator(SIZE, 16, seed=1), networks.build_generator(SIZE, 16, seed=2),
-        networks.build_discriminator(SIZE, 16, seed=3), networks.build_discriminator(SIZE, 16, seed=4), seed=0,
-        lambda_identity=0.5)
+        networks.build_discriminator(SIZE, 16, seed=3), networks.build_discriminator(SIZE, 16, seed=4),
+        seed=0, lambda_identity=0.5)
     gan.compile(*[keras.optimizers.Adam(1e-3, beta_1=0.5) for _ in range(4)])
 
     def distance_to(target):

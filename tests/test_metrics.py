@@ -295,7 +295,8 @@ def test_standin_extractor_is_deterministic_and_reads_every_source_alike(tmp_pat
         z.writestr("__MACOSX/._img00.jpg", b"junk")
     again = features.standin_extractor(image_size=64)
     # another batching (the default) and another reader: equal up to float round-off
-    np.testing.assert_allclose(features.extract_features(archive, again, verbose=0), from_folder, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features.extract_features(archive, again, verbose=0), from_folder,
+                               rtol=1e-5, atol=1e-6)
 
     pixels = np.stack([np.asarray(Image.open(folder / n)) for n in sorted(os.listdir(folder))])
     from_array = features.extract_features(pixels, extractor, batch_size=4, verbose=0)
@@ -380,8 +381,8 @@ def run_cli(*args):
     """``python -m monet_keras ARGS`` in a fresh process."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop(features.WEIGHTS_ENV, None)
-    return subprocess.run([sys.executable, "-m", "monet_keras", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-m", "monet_keras", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
 
 
 def test_evaluate_cli_with_stand_in_writes_labelled_json(tmp_path):
@@ -424,7 +425,8 @@ def test_evaluate_cli_skips_corrupt_images_only_when_asked(corrupt_data_dir, tmp
     assert "--skip-corrupt" in errors[0] and not out.exists()
     assert main(args + ["--skip-corrupt"]) == 0
     printed = capsys.readouterr().out
-    assert "skipping 1 unreadable or odd monet record(s)" in printed  # the broken photo, read as a painting too
+    # the broken photo, read as a painting too
+    assert "skipping 1 unreadable or odd monet record(s)" in printed
     scores = json.loads(out.read_text())
     good_photos = len([n for n in os.listdir(corrupt_data_dir / "photo_jpg") if n != "broken.jpg"])
     good_paintings = len([n for n in os.listdir(corrupt_data_dir / "monet_jpg") if n != "broken.jpg"])

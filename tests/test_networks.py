@@ -47,7 +47,7 @@ def test_instance_norm_is_per_image():
 def test_seed_makes_weights_reproducible():
     a = networks.build_generator(32, 8, seed=3).get_weights()
     b = networks.build_generator(32, 8, seed=3).get_weights()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("size", [16, 48, 100])
@@ -81,6 +81,6 @@ def test_initial_weights_share_no_random_stream():
     assert [names for names in prefixes.values() if len(names) > 1] == []
     # and the same seed builds the same networks
     again = training.build_networks(tiny(image_size=32, base_filters=8, seed=3))
-    for name, model in again.items():
+    for model in again.values():
         for key, values in _random_weights(model).items():
             np.testing.assert_array_equal(values, weights[key])

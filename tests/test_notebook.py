@@ -51,7 +51,8 @@ def test_notebook_is_clean_with_exactly_one_parameters_cell():
 
 
 def test_notebook_sections_follow_the_report():
-    headings = [cell_text(c).splitlines()[0] for c in load_notebook()["cells"] if c["cell_type"] == "markdown"]
+    headings = [cell_text(c).splitlines()[0] for c in load_notebook()["cells"]
+                if c["cell_type"] == "markdown"]
     sections = [h[3:] for h in headings if h.startswith("## ")]
     assert sections == ["Setup", "Data description", "Train the CycleGAN", "Learning curves", "Examples",
                         "Diagnostics", "Submission", "Evaluate", "Outputs"]
@@ -86,7 +87,8 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     import zipfile
     with zipfile.ZipFile(os.path.join(run, "images.zip")) as archive:
         names = archive.namelist()
-    photos = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(experiment_runs.data_dir, "photo_jpg")))
+    photos = sorted(os.path.splitext(n)[0]
+                    for n in os.listdir(os.path.join(experiment_runs.data_dir, "photo_jpg")))
     assert sorted(os.path.splitext(n)[0] for n in names) == photos
 
     executed = json.loads(open(os.path.join(run, "monet_cyclegan.ipynb"), encoding="utf-8").read())
@@ -153,7 +155,8 @@ def test_figures_draw_what_they_are_given(tmp_path):
     assert [p.get_height() for p in figure.axes[0].patches] == [300, 7038]
     counts = np.zeros((3, 256), np.int64)
     counts[0, 10], counts[1, :] = 4, 1
-    figure = plots.pixel_histograms({"monet": (counts, 1), "photo": (counts, 1)}, save_path=str(tmp_path / "f3.png"))
+    figure = plots.pixel_histograms({"monet": (counts, 1), "photo": (counts, 1)},
+                                    save_path=str(tmp_path / "f3.png"))
     red, green, _ = figure.axes[0].lines
     assert red.get_ydata()[10] == 1.0 and np.allclose(green.get_ydata(), 1 / 256)
     for name in ("f2.png", "f3.png"):
@@ -174,7 +177,8 @@ def test_notebook_steps_check_the_data_once_and_skip_corrupt_records(corrupt_dat
     from monet_keras.train.training import train
 
     config = tiny("Os", data_dir=str(corrupt_data_dir), out_dir=str(tmp_path / "run"), holdout_monet=2)
-    with pytest.raises(MonetKerasError, match=r"bad monet data: .*monet05-1.tfrec: record 0: .*skip_corrupt = True"):
+    with pytest.raises(MonetKerasError,
+                       match=r"bad monet data: .*monet05-1.tfrec: record 0: .*skip_corrupt = True"):
         nb.checked_data(config)
     config = config.replace(skip_corrupt=True)
     scans = []
@@ -196,8 +200,8 @@ def test_notebook_steps_check_the_data_once_and_skip_corrupt_records(corrupt_dat
     held = open(tmp_path / "run" / "holdout_monet.txt").read().split()
     assert len(held) == 2 and "broken" not in held
     # Independent decode of the held-out JPEGs: PIL, then x / 127.5 - 1.
-    want = np.stack([np.asarray(Image.open(corrupt_data_dir / "monet_jpg" / f"{name}.jpg"), np.float32) / 127.5 - 1
-                     for name in sorted(held)])
+    want = np.stack([np.asarray(Image.open(corrupt_data_dir / "monet_jpg" / f"{name}.jpg"), np.float32)
+                     / 127.5 - 1 for name in sorted(held)])
     got = nb.heldout_paintings(config, data)
     assert got.shape == want.shape
     # the same two images, in any order (pipeline.decode_image uses the accurate DCT, as PIL does)

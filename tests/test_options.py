@@ -72,7 +72,7 @@ def test_ema_generator_lags_live_weights(folder, tmp_path):
     for weights in live[1:]:
         expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights)]
     averages = gan.monet_generator_optimizer._model_variables_moving_average
-    for got, want, now in zip(averages, expected, live[-1]):
+    for got, want in zip(averages, expected, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=1e-5, atol=1e-7)
     assert any(not np.allclose(keras.ops.convert_to_numpy(a), w) for a, w in zip(averages, live[-1]))
 
@@ -84,7 +84,8 @@ def test_ema_weights_are_what_gets_saved(folder, tmp_path):
     gan = build_gan(config)
     checkpoints.restore_latest(gan, os.path.join(config.out_dir, "checkpoints"))
     averages = gan.monet_generator_optimizer._model_variables_moving_average
-    for variable, average in zip(saved.trainable_variables, averages):
+    for variable, average in zip(saved.trainable_variables, averages, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(average))
     assert any(not np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(w))
-               for a, w in zip(saved.trainable_variables, gan.monet_generator.trainable_variables))
+               for a, w in zip(saved.trainable_variables, gan.monet_generator.trainable_variables,
+                               strict=True))

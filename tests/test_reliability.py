@@ -1,4 +1,5 @@
-"""Fault injection: a killed run resumes; a NaN stops training at once; random bytes never crash the reader."""
+"""Fault injection: a killed run resumes; a NaN stops training at once; random bytes never crash
+the reader."""
 
 import os
 import signal
@@ -32,7 +33,8 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
                "--image-size", "32", "--base-filters", "8", "--epochs", str(epochs),
                "--steps-per-epoch", str(steps)]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "epoch-0001.npz"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and process.poll() is None:
@@ -105,7 +107,8 @@ def test_train_cli_stops_on_a_bad_record_or_skips_it(tmp_path):
     command = [sys.executable, "-m", "monet_keras", "train", "--data", folder, "--out", str(tmp_path / "run"),
                "--image-size", "32", "--base-filters", "8", "--epochs", "1", "--steps-per-epoch", "1"]
     stopped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert stopped.returncode == 2 and f"{bad}: record 0" in stopped.stderr and "Traceback" not in stopped.stderr
+    assert stopped.returncode == 2
+    assert f"{bad}: record 0" in stopped.stderr and "Traceback" not in stopped.stderr
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
     skipped = subprocess.run(command + ["--skip-corrupt"], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=300)

@@ -64,8 +64,9 @@ def test_held_lock_refuses_a_second_batch(setup, capsys):
         lock = _write_lock(runs, pid, host)
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith(f"error: {runs} is in use by another experiments run "
-                                                       f"(pid {pid} on {lock['host']}, started 2025-01-01 00:00:00")
+        assert err.count("\n") == 1
+        assert err.startswith(f"error: {runs} is in use by another experiments run "
+                              f"(pid {pid} on {lock['host']}, started 2025-01-01 00:00:00")
         assert json.loads((runs / LOCK_FILE).read_text()) == lock  # untouched
         assert os.listdir(runs) == [LOCK_FILE] and ran == []  # nothing ran, nothing written
     (runs / LOCK_FILE).write_text("")  # a crash between creating and writing the lock

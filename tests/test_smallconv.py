@@ -46,7 +46,8 @@ SHAPES = [(1, 1, 1, 3, 5), (2, 2, 2, 4, 3), (3, 4, 4, 2, 6), (2, 3, 5, 3, 2), (1
 
 def _tf_conv_transpose(x, kernel):
     batch, height, width, _ = x.shape
-    return tf.nn.conv2d_transpose(x, kernel, (batch, 2 * height, 2 * width, kernel.shape[2]), 2, "SAME").numpy()
+    output_shape = (batch, 2 * height, 2 * width, kernel.shape[2])
+    return tf.nn.conv2d_transpose(x, kernel, output_shape, 2, "SAME").numpy()
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -55,11 +56,16 @@ def test_matches_direct_sums_and_tf(shape, transposed):
     batch, height, width, c_in, c_out = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((batch, height, width, c_in)).astype(np.float32)
-    kernel = rng.standard_normal((4, 4, c_out, c_in) if transposed else (4, 4, c_in, c_out)).astype(np.float32)
-    ours, direct, tf_op = ((smallconv.conv_transpose_4x4_s2, numpy_conv_transpose, _tf_conv_transpose) if transposed
-                           else (smallconv.conv_4x4_s2, numpy_conv, lambda x, k: tf.nn.conv2d(x, k, 2, "SAME").numpy()))
+    kernel_shape = (4, 4, c_out, c_in) if transposed else (4, 4, c_in, c_out)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    if transposed:
+        ours, direct, tf_op = smallconv.conv_transpose_4x4_s2, numpy_conv_transpose, _tf_conv_transpose
+    else:
+        ours, direct, tf_op = (smallconv.conv_4x4_s2, numpy_conv,
+                               lambda x, k: tf.nn.conv2d(x, k, 2, "SAME").numpy())
     got = ours(tf.constant(x), tf.constant(kernel)).numpy()
-    np.testing.assert_allclose(got, direct(x.astype(np.float64), kernel.astype(np.float64)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, direct(x.astype(np.float64), kernel.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, tf_op(x, kernel), rtol=1e-5, atol=1e-5)
 
 
@@ -77,14 +83,15 @@ def _output_and_gradients(layer, x):
 def test_layers_match_keras_layers_with_gradients(transposed, size):
     # 2-4 px take the matmul path, 8-16 px Keras's own (transposed: up to 4x4 inputs); either way
     # the layer is Keras's, with the same weights, bias and activation.
-    kind = (smallconv.Conv2DTranspose, keras.layers.Conv2DTranspose) if transposed else (smallconv.Conv2D, keras.layers.Conv2D)
+    kind = ((smallconv.Conv2DTranspose, keras.layers.Conv2DTranspose) if transposed
+            else (smallconv.Conv2D, keras.layers.Conv2D))
     ours, stock = (cls(5, 4, strides=2, padding="same", activation="tanh", use_bias=True,
                        bias_initializer="random_normal") for cls in kind)
     x = np.random.default_rng(size).standard_normal((2, size, size, 3)).astype(np.float32)
     stock(x)
     ours(x)
     ours.set_weights(stock.get_weights())
-    for got, expected in zip(_output_and_gradients(ours, x), _output_and_gradients(stock, x)):
+    for got, expected in zip(_output_and_gradients(ours, x), _output_and_gradients(stock, x), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -118,10 +125,10 @@ def test_generator_with_matmul_layers_equals_the_keras_one():
     stock = networks.build_generator(32, 8, seed=3, dropout=0)
     assert {type(layer) for layer in ours.layers} >= {smallconv.Conv2D, smallconv.Conv2DTranspose}
     assert not {type(layer) for layer in stock.layers} & {smallconv.Conv2D, smallconv.Conv2DTranspose}
-    for a, b in zip(ours.get_weights(), stock.get_weights()):  # same seed: same initial weights
+    for a, b in zip(ours.get_weights(), stock.get_weights(), strict=True):  # same seed: same initial weights
         np.testing.assert_array_equal(a, b)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-    results = list(zip(_generator_pass(ours, x), _generator_pass(stock, x)))
+    results = list(zip(_generator_pass(ours, x), _generator_pass(stock, x), strict=True))
     np.testing.assert_allclose(results[0][0], results[0][1], rtol=1e-4, atol=1e-5)
     for got, expected in results[1:]:
         scale = float(np.abs(expected).max())
@@ -137,7 +144,8 @@ def test_matmul_layers_under_mixed_bfloat16():
     layers[0].set_weights(layers[1].get_weights())
     ours, stock = (layer(x) for layer in layers)
     assert ours.dtype == stock.dtype == "bfloat16"
-    np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(stock, np.float32), rtol=0.05, atol=0.05)
+    np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(stock, np.float32),
+                               rtol=0.05, atol=0.05)
 
 
 def test_matmul_layers_save_and_load(tmp_path):

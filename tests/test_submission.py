@@ -29,7 +29,8 @@ GEN_SIZE = 32
 
 def _photo(rng):
     """A 256x256 photo with structure at several scales (coarse noise upsampled, plus fine noise)."""
-    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((256, 256), Image.BILINEAR)
+    coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+        (256, 256), Image.BILINEAR)
     noisy = np.asarray(coarse, dtype=np.int16) + rng.integers(-20, 21, (256, 256, 3))
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
@@ -86,7 +87,8 @@ def _expected(model, photo):
     """The painting for one photo, computed without the writer: Pillow resizes, one generator call."""
     small = np.asarray(Image.fromarray(photo).resize((GEN_SIZE, GEN_SIZE), Image.BILINEAR), dtype=np.float32)
     fake = model(small[None] / 127.5 - 1.0, training=False)[0].numpy()
-    channels = [np.asarray(Image.fromarray(fake[..., c], "F").resize((256, 256), Image.BILINEAR)) for c in range(3)]
+    channels = [np.asarray(Image.fromarray(fake[..., c], "F").resize((256, 256), Image.BILINEAR))
+                for c in range(3)]
     return np.clip(np.round((np.stack(channels, -1) + 1.0) * 127.5), 0, 255)
 
 
@@ -112,7 +114,8 @@ def test_output_is_the_generators_translation(photos, generator, written):
         got = {n: _decode(archive.read(f"{n}.jpg")) for n in names}
     expected = {n: _expected(model, photos[1][n]) for n in names}
     for n in names:
-        assert np.abs(got[n] - expected[n]).mean() < 3.0, n  # measured 2.2: JPEG q95 (2.1) + resize differences (0.3)
+        # measured 2.2: JPEG q95 (2.1) + resize differences (0.3)
+        assert np.abs(got[n] - expected[n]).mean() < 3.0, n
         assert np.percentile(np.abs(got[n] - expected[n]), 99) < 16, n
     # the check can fail: another photo's translation is far off
     assert np.abs(got[names[0]] - expected[names[1]]).mean() > 15
@@ -197,7 +200,8 @@ def test_count_photos_from_shard_names(photos, tmp_path):
 
 def test_translate_cli_validates_and_needs_allow_small(photos, generator, tmp_path, capsys):
     out = str(tmp_path / "images.zip")
-    args = ["translate", "--generator", generator[0], "--photos", str(photos[0]), "--out", out, "--batch-size", "8"]
+    args = ["translate", "--generator", generator[0], "--photos", str(photos[0]), "--out", out,
+            "--batch-size", "8"]
     assert cli.main(args) == 2
     assert "holds 10 photos" in capsys.readouterr().err and not os.path.exists(out)
     assert cli.main(args + ["--allow-small"]) == 0
@@ -288,7 +292,8 @@ def test_corrupt_archive_bytes(tmp_path, good_jpeg):
     raw[offset] ^= 0xFF
     path.write_bytes(bytes(raw))
     problems = zipcheck.validate_zip(path, min_count=2)
-    assert len(problems) == 1 and problems[0].startswith("img0.jpg: cannot be read from the archive"), problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("img0.jpg: cannot be read from the archive"), problems
     (tmp_path / "b.zip").write_bytes(b"PK not really")
     assert zipcheck.validate_zip(tmp_path / "b.zip") == [f"{tmp_path / 'b.zip'}: not a zip archive"]
     assert zipcheck.validate_zip(tmp_path / "none.zip") == [f"{tmp_path / 'none.zip'}: no such file"]
@@ -297,17 +302,19 @@ def test_corrupt_archive_bytes(tmp_path, good_jpeg):
 
 
 @pytest.mark.parametrize("form", ["Kaggle-layout root (TFRecords)", "folder of JPEGs"])
-def test_translate_cli_skips_a_corrupt_photo_only_when_asked(corrupt_data_dir, generator, tmp_path, capsys, form):
+def test_translate_cli_skips_a_corrupt_photo_only_when_asked(corrupt_data_dir, generator, tmp_path, capsys,
+                                                              form):
     root = form.startswith("Kaggle")
     photos = corrupt_data_dir if root else corrupt_data_dir / "photo_jpg"
     broken = "photo_tfrec/photo10-1.tfrec: record 0" if root else "photo_jpg/broken.jpg"
     out = tmp_path / "images.zip"
-    args = ["translate", "--generator", generator[0], "--photos", str(photos), "--out", str(out), "--allow-small",
-            "--batch-size", "4"]
+    args = ["translate", "--generator", generator[0], "--photos", str(photos), "--out", str(out),
+            "--allow-small", "--batch-size", "4"]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"{corrupt_data_dir}/{broken}: " in errors[0] and "--skip-corrupt" in errors[0]
+    assert len(errors) == 1
+    assert f"{corrupt_data_dir}/{broken}: " in errors[0] and "--skip-corrupt" in errors[0]
     assert "function_node" not in err and "Traceback" not in err
     assert not out.exists() and _leftovers(tmp_path) == []
 

@@ -57,7 +57,8 @@ def test_run_outputs_and_standalone_generator(folder, tmp_path):
 
 
 def _optimizer_state(gan):
-    return [keras.ops.convert_to_numpy(v).copy() for _, opt in gan.networks_and_optimizers for v in opt.variables]
+    return [keras.ops.convert_to_numpy(v).copy()
+            for _, opt in gan.networks_and_optimizers for v in opt.variables]
 
 
 def test_resume_continues_epoch_and_optimizer(folder, tmp_path, caplog):
@@ -71,7 +72,7 @@ def test_resume_continues_epoch_and_optimizer(folder, tmp_path, caplog):
     assert checkpoints.restore_latest(gan, os.path.join(out, "checkpoints")) == 1
     restored = _optimizer_state(gan)
     assert int(gan.monet_generator_optimizer.iterations.numpy()) == steps
-    assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored))
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh, restored, strict=True))
 
     with caplog.at_level(logging.INFO, logger="monet_keras"):
         result = train(first.replace(epochs=3), verbose=0)
@@ -132,7 +133,8 @@ def _one_step_logs(monkeypatch=None, shift=None, **gan_kwargs):
     """Losses of one train step with learning rate 0 (weights unchanged), dropout off."""
     keras.utils.set_random_seed(0)
     gan = cyclegan.CycleGAN(
-        networks.build_generator(32, 8, seed=1, dropout=0), networks.build_generator(32, 8, seed=2, dropout=0),
+        networks.build_generator(32, 8, seed=1, dropout=0),
+        networks.build_generator(32, 8, seed=2, dropout=0),
         networks.build_discriminator(32, 8, seed=3), networks.build_discriminator(32, 8, seed=4),
         seed=0, **gan_kwargs)
     gan.compile(*[keras.optimizers.SGD(0.0) for _ in range(4)])
@@ -157,7 +159,8 @@ def test_diffaugment_never_touches_cycle_and_identity_targets(monkeypatch):
 def test_cycle_noise_only_changes_cycle_loss():
     plain = _one_step_logs()
     noisy = _one_step_logs(cycle_noise_std=0.5)
-    assert abs(noisy["cycle_loss"] - plain["cycle_loss"]) > 1e-5  # deterministic step: any change is the noise
+    # deterministic step: any change is the noise
+    assert abs(noisy["cycle_loss"] - plain["cycle_loss"]) > 1e-5
     for name in ("identity_loss", "monet_disc_loss", "photo_disc_loss", "monet_gen_loss", "photo_gen_loss"):
         assert noisy[name] == pytest.approx(plain[name], rel=1e-6), name
 
@@ -166,8 +169,8 @@ def test_train_cli_bad_input(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "monet_keras", "train", "--out", str(tmp_path / "r"), *args],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        return subprocess.run([sys.executable, "-m", "monet_keras", "train", "--out", str(tmp_path / "r"),
+                               *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
     missing = run("--data", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "error: data folder not found" in missing.stderr

@@ -15,7 +15,8 @@ def atomic_path(path, suffix=""):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part",
+                               dir=directory)
     os.close(fd)
     if suffix:
         # Some writers refuse names that do not end in their extension.

@@ -106,8 +106,8 @@ def _download(args):
         totals = extract(args.zip, args.out_dir, force=args.force, expected=expected, size=args.size)
     else:
         try:
-            totals = download(args.out_dir, args.competition, force=args.force, expected=expected, size=args.size,
-                              attempts=args.attempts, retry_delay=args.retry_delay)
+            totals = download(args.out_dir, args.competition, force=args.force, expected=expected,
+                              size=args.size, attempts=args.attempts, retry_delay=args.retry_delay)
         except KaggleCliFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_PROBLEMS
@@ -155,11 +155,13 @@ def build_parser():
     inspect.set_defaults(func=_inspect)
 
     download = commands.add_parser(
-        "download", help="download the competition data with the kaggle CLI, extract it safely, verify the counts")
+        "download",
+        help="download the competition data with the kaggle CLI, extract it safely, verify the counts")
     download.add_argument("out_dir", metavar="DIR")
     download.add_argument("--competition", default="gan-getting-started", help="default gan-getting-started")
     download.add_argument("--zip", help="extract and verify this already downloaded zip instead")
-    download.add_argument("--force", action="store_true", help="replace DIR if it is not empty (once verified)")
+    download.add_argument("--force", action="store_true",
+                          help="replace DIR if it is not empty (once verified)")
     download.add_argument("--monet", type=int, default=300, help="Monet paintings expected (default 300)")
     download.add_argument("--photos", type=int, default=7038, help="photos expected (default 7038)")
     download.add_argument("--size", type=int, default=256, help="expected image side (default 256; 0: any)")

@@ -211,7 +211,8 @@ def shown(args):
 
 
 def cli_lines(text):
-    """Lines of CLI output, splitting on carriage returns too (tqdm redraws with them), without progress bars."""
+    """Lines of CLI output, splitting on carriage returns too (tqdm redraws with them), without
+    progress bars."""
     return [s.strip() for s in re.split(r"[\r\n]", text) if s.strip() and not _TQDM.search(s)]
 
 
@@ -238,7 +239,8 @@ def transient_failure(stdout, stderr, requests, final_step=None):
     Nor is any failure once a request whose path ends with ``final_step`` was sent (e.g.
     ``CreateSubmission``: Kaggle may have acted on it, and a repeat could act twice).
     """
-    if final_step and (any(path.endswith(final_step) for _, path, _ in requests) or final_step in stderr + stdout):
+    if final_step and (any(path.endswith(final_step) for _, path, _ in requests)
+                       or final_step in stderr + stdout):
         return None
     errors = [(method, path, status) for method, path, status in requests if status >= 400]
     if errors:

@@ -10,7 +10,7 @@ record index. Problems are data; :func:`require_clean` turns them into a
 import collections
 import dataclasses
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from tfrecords_tools import schema
 from tfrecords_tools.errors import UserError
@@ -48,7 +48,7 @@ class FileReport:
 
     path: str
     kind: str
-    domain: Optional[str] = None
+    domain: str | None = None
     count: int = 0
     sizes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     modes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
@@ -214,7 +214,7 @@ class _Scan:
 
 
 def scan(paths, expected_size=schema.KAGGLE_SIZE, fail_fast=False,
-         on_file: Optional[Callable[[FileReport], None]] = None):
+         on_file: Callable[[FileReport], None] | None = None):
     """Scan ``paths`` and return a :class:`ScanReport`; never raises for bad data.
 
     ``paths`` is one path or a list. Each may be a ``.tfrec`` file, a ``.jpg`` file, a folder

@@ -310,12 +310,12 @@ def brush_strokes(img: np.ndarray, angle: np.ndarray, rng: np.random.Generator) 
     best = np.full(shape, np.inf, np.float32)
     best_k = np.zeros(shape, np.int8)
     best_v = np.zeros(shape, np.float32)
+    grids = (centre_y, centre_x, along_cos, along_sin, across_cos, across_sin)
     for k, (dy, dx) in enumerate((dy, dx) for dy in (0, 1, 2) for dx in (0, 1, 2)):
-        def at(a):
-            return a[dy:dy + n, dx:dx + n][:, None, :, None]
-        oy, ox = py - at(centre_y), px - at(centre_x)
-        u = ox * at(along_cos) + oy * at(along_sin)
-        v = oy * at(across_cos) - ox * at(across_sin)
+        cy, cx, a_cos, a_sin, x_cos, x_sin = (g[dy:dy + n, dx:dx + n][:, None, :, None] for g in grids)
+        oy, ox = py - cy, px - cx
+        u = ox * a_cos + oy * a_sin
+        v = oy * x_cos - ox * x_sin
         d = u * u + v * v
         closer = d < best
         np.copyto(best, d, where=closer)

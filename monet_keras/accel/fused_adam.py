@@ -12,8 +12,9 @@ arithmetic in one multi-threaded pass (35 ms; benchmarks/README.md):
 
 which is, line by line, Keras 3's ``Adam.update_step`` (epsilon outside the bias correction,
 as in Keras). One rounding differs: the kernel forms ``1 - beta`` in float32, Keras in Python
-floats (for beta_2 = 0.999 the two coefficients differ by 1.3e-5 relative). Everything else is Keras's: the optimizer variables (so checkpoints are
-unchanged), learning rate and schedules, gradient clipping, weight decay, EMA and loss scaling.
+floats (for beta_2 = 0.999 the two coefficients differ by 1.3e-5 relative). Everything else is
+Keras's: the optimizer variables (so checkpoints are unchanged), learning rate and schedules,
+gradient clipping, weight decay, EMA and loss scaling.
 Variables or gradients the kernel does not take go through Keras's own update: mirrored
 variables (MirroredStrategy, TPUStrategy: the raw kernel cannot address one replica's copy
 inside Keras's cross-replica update; on TPU, XLA fuses Keras's element-wise ops anyway),
@@ -47,5 +48,6 @@ class Adam(keras.optimizers.Adam):
 
 def _fusable(optimizer, gradient, variable):
     return (keras.backend.backend() == "tensorflow" and not optimizer.amsgrad
-            and isinstance(variable, tf.Variable) and not isinstance(variable, tf.distribute.DistributedValues)
+            and isinstance(variable, tf.Variable)
+            and not isinstance(variable, tf.distribute.DistributedValues)
             and variable.dtype in (tf.float32, tf.float64) and not isinstance(gradient, tf.IndexedSlices))

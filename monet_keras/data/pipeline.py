@@ -89,7 +89,8 @@ def read_error(files: DomainFiles, error):
 
 
 def iterate(files: DomainFiles, dataset):
-    """The elements of ``dataset``, read from ``files``, as numpy values; a read error is :func:`read_error`'s."""
+    """The elements of ``dataset``, read from ``files``, as numpy values; a read error is
+    :func:`read_error`'s."""
     try:
         yield from dataset.as_numpy_iterator()
     except _READ_ERRORS as e:
@@ -150,7 +151,8 @@ def load_images(files: DomainFiles, image_size=None, with_names=False, exclude=(
     """
     records = _without(_raw_records(files), exclude)
     if with_names:
-        return records.map(lambda name, data: (name, decode_image(data, image_size)), num_parallel_calls=AUTOTUNE)
+        return records.map(lambda name, data: (name, decode_image(data, image_size)),
+                           num_parallel_calls=AUTOTUNE)
     return records.map(lambda _, data: decode_image(data, image_size), num_parallel_calls=AUTOTUNE)
 
 
@@ -240,7 +242,7 @@ def training_data(config, data: DataFolder = None):
         raise MonetKerasError(f"no readable {'Monet' if not monet_names else 'photo'} images in {data.root}")
     train_names, held = split_holdout(monet_names, config.holdout_monet, config.seed)
     dataset, steps = paired_dataset(
-        data.monet, data.photo, len(train_names), n_photo, config.sampling, config.batch_size, config.image_size,
-        config.seed, exclude_monet=held, repeat=config.steps_per_epoch is not None)
-    return TrainingData(dataset, config.steps_per_epoch or steps, data.monet, data.photo, len(train_names), n_photo,
-                        held)
+        data.monet, data.photo, len(train_names), n_photo, config.sampling, config.batch_size,
+        config.image_size, config.seed, exclude_monet=held, repeat=config.steps_per_epoch is not None)
+    return TrainingData(dataset, config.steps_per_epoch or steps, data.monet, data.photo,
+                        len(train_names), n_photo, held)

@@ -25,7 +25,6 @@ is not checked (the scanner reads local files).
 import dataclasses
 import logging
 import os
-from typing import Optional
 
 import tensorflow as tf
 
@@ -127,7 +126,7 @@ class DomainFiles:
     domain: str
     kind: str
     paths: tuple
-    skip: Optional[frozenset] = None
+    skip: frozenset | None = None
 
     @property
     def where(self):
@@ -151,8 +150,8 @@ class DomainFiles:
             raise MonetKerasError(f"bad {self.domain} data: {problems[0]}{more}; list all with "
                                   f"`python -m tfrecords_tools inspect {self.where}`, or {SKIP_HINT}")
         if problems:
-            logger.warning(f"skipping {len(problems)} unreadable or odd {self.domain} record(s) (skip_corrupt), "
-                f"first: {problems[0]}")
+            logger.warning(f"skipping {len(problems)} unreadable or odd {self.domain} record(s) "
+                           f"(skip_corrupt), first: {problems[0]}")
         return dataclasses.replace(self, skip=frozenset(record_key(p.path, p.index) for p in problems))
 
     def _first_image_size(self):
@@ -223,8 +222,8 @@ def find_domain(data_dir, domain):
     if found is not None:
         return found
     if tf.io.gfile.isdir(tfrec_dir) or tf.io.gfile.isdir(jpg_dir):
-        raise MonetKerasError(f"no {domain} images in {data_dir}: {schema.tfrec_dir(domain)}/ has no .tfrec files "
-                              f"and {schema.jpg_dir(domain)}/ has no .jpg files")
+        raise MonetKerasError(f"no {domain} images in {data_dir}: {schema.tfrec_dir(domain)}/ has no "
+                              f".tfrec files and {schema.jpg_dir(domain)}/ has no .jpg files")
     raise MonetKerasError(f"{data_dir} is not a Kaggle-layout data folder: neither "
                           f"{schema.tfrec_dir(domain)}/ nor {schema.jpg_dir(domain)}/ exists")
 
@@ -244,7 +243,8 @@ def find_images(path, domain="photo"):
         if not path.endswith(schema.TFREC_SUFFIX):
             raise MonetKerasError(f"not a folder of images or a .tfrec file: {path}")
         return DomainFiles(domain, "tfrecord", (path,))
-    if any(tf.io.gfile.isdir(os.path.join(path, sub)) for sub in (schema.tfrec_dir(domain), schema.jpg_dir(domain))):
+    if any(tf.io.gfile.isdir(os.path.join(path, sub))
+           for sub in (schema.tfrec_dir(domain), schema.jpg_dir(domain))):
         return find_domain(path, domain)
     found = _preferred(path, path, domain)
     if found is not None:

@@ -30,7 +30,7 @@ import io
 import logging
 import os
 import zipfile
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -70,7 +70,7 @@ class ImageSource:
     """
 
     description = ""
-    count: Optional[int] = None
+    count: int | None = None
     random_access = False
 
     def __iter__(self):
@@ -128,7 +128,8 @@ class DomainImages(ImageSource):
 
     def __init__(self, files):
         self.files = files
-        self.description = f"{files.domain} {'JPEGs' if files.kind == 'jpeg' else 'TFRecords'} in {files.where}"
+        self.description = (f"{files.domain} {'JPEGs' if files.kind == 'jpeg' else 'TFRecords'} "
+                            f"in {files.where}")
         if files.kind == "jpeg":
             self.count = len(set(files.paths) - (files.skip or frozenset()))
 
@@ -324,7 +325,7 @@ class FeatureExtractor:
     image_size: int
     weights: str
     comparable_to_kaggle: bool = False
-    model: Optional[object] = None
+    model: object | None = None
 
     def __call__(self, images):
         return np.asarray(self.fn(images))

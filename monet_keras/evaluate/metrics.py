@@ -291,7 +291,8 @@ def evaluate(generated, real, extractor, batch_size=32, kid_subset_size=KID_SUBS
         print(f"real: {real_images.description}")
     real_features = feats.extract_features(real_images, extractor, batch_size, verbose)
     scores, distances, indices = scores_and_nearest(
-        generated_features, real_features, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets, seed=seed)
+        generated_features, real_features, kid_subset_size=kid_subset_size, kid_subsets=kid_subsets,
+        seed=seed)
     scores.update(generated=generated_images.description, real=real_images.description,
                   **extractor.describe(), note=_note(extractor))
     if report_path:

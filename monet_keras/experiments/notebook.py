@@ -25,7 +25,8 @@ NOTEBOOK_OUT_DIR = "runs/notebook"  # default run folder off Kaggle
 
 
 def default_out_dir():
-    """``/kaggle/working`` on Kaggle (where Kaggle collects outputs and ``images.zip``), else ``runs/notebook``."""
+    """``/kaggle/working`` on Kaggle (where Kaggle collects outputs and ``images.zip``), else
+    ``runs/notebook``."""
     return source.KAGGLE_WORKING if source.on_kaggle() else NOTEBOOK_OUT_DIR
 
 
@@ -172,7 +173,8 @@ def pick_extractor(weights="auto"):
 
 
 def heldout_paintings(config, data):
-    """The Monet paintings of ``data`` the run kept out of training (``holdout_monet``), as one array, or None."""
+    """The Monet paintings of ``data`` the run kept out of training (``holdout_monet``), as one
+    array, or None."""
     import numpy as np
 
     from monet_keras.data.pipeline import iterate, load_images
@@ -181,11 +183,13 @@ def heldout_paintings(config, data):
     if config.holdout_monet <= 0 or not names:
         return None
     paintings = load_images(data.monet, with_names=True)
-    return np.stack([image for name, image in iterate(data.monet, paintings) if name.decode("utf-8") in names])
+    return np.stack([image for name, image in iterate(data.monet, paintings)
+                     if name.decode("utf-8") in names])
 
 
 def evaluate_run(config, data, generated, extractor=None):
-    """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet paintings of ``data``.
+    """MiFID estimate, FID, KID and the memorization report of ``generated`` against the Monet
+    paintings of ``data``.
 
     ``generated``: ``images.zip`` or the source from :func:`translated_photos`. The paintings are
     the run's held-out ones when it kept some out of training (``holdout_monet``), else all of

@@ -121,7 +121,8 @@ U-Net generators, PatchGAN discriminators, lambda_cycle = 10, identity 0.5 * lam
 Training resumes from the run folder's last checkpoint when it is run again."""),
     ("code", """\
 result = training.train(config, strategy=strategy, data=data)
-print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; generator: {result.generator_path}")"""),
+print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; "
+      f"generator: {result.generator_path}")"""),
     ("markdown", """\
 ## Learning curves
 

@@ -70,7 +70,8 @@ def runs_dir_lock(runs_dir):
         except FileExistsError:
             holder = read_lock(path)
         if holder is None:
-            raise MonetKerasError(f"{path}: unreadable lock file; if no experiments run uses {runs_dir}, delete it")
+            raise MonetKerasError(f"{path}: unreadable lock file; "
+                                  f"if no experiments run uses {runs_dir}, delete it")
         who = f"pid {holder['pid']} on {holder['host']}, started {holder.get('started', '?')}"
         if holder["host"] != host or pid_running(holder["pid"]):
             raise MonetKerasError(f"{runs_dir} is in use by another experiments run ({who}; lock {path}); "

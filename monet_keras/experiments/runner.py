@@ -93,7 +93,8 @@ def parse_parameters(pairs, variants):
                                       f"({', '.join(variants)})")
             target = per_variant.setdefault(name, {})
         if key not in fields:
-            raise MonetKerasError(f"bad -p {key}: not a parameter the runner passes; known: {', '.join(sorted(fields))}")
+            raise MonetKerasError(f"bad -p {key}: not a parameter the runner passes; "
+                                  f"known: {', '.join(sorted(fields))}")
         target[key] = value
     return common, per_variant
 
@@ -139,8 +140,8 @@ def execute_notebook(notebook, output, parameters, env, log_path, timeout=None):
     cell ran). ``timeout``: seconds per cell (None = no limit).
     """
     command = [sys.executable, "-m", "papermill", os.fspath(notebook), os.fspath(output),
-               "-k", KERNEL_NAME, "-y", json.dumps(parameters), "--cwd", os.path.dirname(os.path.abspath(output)),
-               "--no-progress-bar", "--log-output"]
+               "-k", KERNEL_NAME, "-y", json.dumps(parameters),
+               "--cwd", os.path.dirname(os.path.abspath(output)), "--no-progress-bar", "--log-output"]
     if timeout:
         command += ["--execution-timeout", str(int(timeout))]
     with open(log_path, "w", encoding="utf-8") as log:
@@ -193,9 +194,11 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
     run = RunFolder(run_dir)
     executed, log_path = run.notebook_ipynb, run.papermill_log
     if previous and previous.get("status") == RUNNING and not force:
-        logger.info(f"{name}: its previous run was interrupted; running it again (it resumes from its last checkpoint)")
+        logger.info(f"{name}: its previous run was interrupted; running it again "
+                    "(it resumes from its last checkpoint)")
     logger.info(f"{name}: running the notebook into {run_dir} (log: {log_path})")
-    running = {"variant": name, "status": RUNNING, "parameters": parameters, "notebook": executed, "error": ""}
+    running = {"variant": name, "status": RUNNING, "parameters": parameters, "notebook": executed,
+               "error": ""}
     write_text(run.result_json, json.dumps(running, indent=2) + "\n")
     start = time.time()
     status = execute_notebook(notebook, executed, parameters, env, log_path, timeout)
@@ -204,7 +207,8 @@ def run_variant(name, parameters, run_dir, env, notebook, force=False, timeout=N
               "parameters": parameters, "notebook": executed,
               "error": "" if status == 0 else notebook_error(executed, log_path)}
     write_text(run.result_json, json.dumps(result, indent=2) + "\n")
-    logger.info(f"{name}: {result['status']} in {seconds:.0f} s" + (f": {result['error']}" if result["error"] else ""))
+    logger.info(f"{name}: {result['status']} in {seconds:.0f} s"
+                + (f": {result['error']}" if result["error"] else ""))
     return result
 
 
@@ -297,13 +301,15 @@ def write_results(runs_dir, data_dir=""):
             values = [float(row["mifid"]) if row["mifid"] != "" else math.nan for row in finished]
             reference = ("report (Kaggle)", [REPORT_MIFID[n] for n in names])
             comparable = all(row["comparable_to_kaggle"] is True for row in finished if row["mifid"] != "")
-            label = "local estimate" + ("" if comparable else " (stand-in features: NOT comparable to Kaggle)")
+            label = "local estimate" + ("" if comparable
+                                        else " (stand-in features: NOT comparable to Kaggle)")
             plots.variant_bars(names, values, "MiFID: local estimate and the report's Kaggle score",
-                               "MiFID (lower is better)", reference, os.path.join(runs_dir, "results.png"), label)
+                               "MiFID (lower is better)", reference, os.path.join(runs_dir, "results.png"),
+                               label)
         else:
             values = [float(row["cycle_loss"]) if row["cycle_loss"] != "" else math.nan for row in finished]
-            plots.variant_bars(names, values, "final cycle-consistency loss (no evaluation run)", "cycle loss",
-                               save_path=os.path.join(runs_dir, "results.png"))
+            plots.variant_bars(names, values, "final cycle-consistency loss (no evaluation run)",
+                               "cycle loss", save_path=os.path.join(runs_dir, "results.png"))
     return rows
 
 

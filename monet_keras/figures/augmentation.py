@@ -1,9 +1,9 @@
 """Figures of the augmentations: report Fig. 11 (training augmentation) and Fig. 13 (DiffAugment).
 
-Each function returns a matplotlib Figure from :func:`monet_keras.figures.plots.new_figure` (headless, no
-pyplot state) and, given ``save_path``, also writes it as a PNG atomically (:func:`monet_keras.figures.plots.save`). Images are NHWC arrays or
-tensors in [-1, 1]; they are shown as ``clip((x + 1) / 2, 0, 1)`` (DiffAugment's colour ops
-can leave [-1, 1]).
+Each function returns a matplotlib Figure from :func:`monet_keras.figures.plots.new_figure`
+(headless, no pyplot state) and, given ``save_path``, also writes it as a PNG atomically
+(:func:`monet_keras.figures.plots.save`). Images are NHWC arrays or tensors in [-1, 1]; they are
+shown as ``clip((x + 1) / 2, 0, 1)`` (DiffAugment's colour ops can leave [-1, 1]).
 """
 
 import numpy as np

@@ -1,7 +1,8 @@
 """Data description: how many images each domain has, and their per-channel pixel histograms.
 
 The numbers behind the report's Fig. 2 (images per domain) and Fig. 3 (pixel histograms);
-:func:`monet_keras.figures.plots.images_per_domain` and :func:`monet_keras.figures.plots.pixel_histograms` draw them.
+:func:`monet_keras.figures.plots.images_per_domain` and
+:func:`monet_keras.figures.plots.pixel_histograms` draw them.
 """
 
 import numpy as np

@@ -89,7 +89,8 @@ def images_per_domain(counts, save_path=None):
     figure = new_figure(4.5, 3.5)
     ax = figure.subplots()
     domains = list(counts)
-    bars = ax.bar(domains, [counts[d] for d in domains], color=[DOMAIN_COLORS.get(d, "tab:gray") for d in domains])
+    bars = ax.bar(domains, [counts[d] for d in domains],
+                  color=[DOMAIN_COLORS.get(d, "tab:gray") for d in domains])
     ax.bar_label(bars, labels=[f"{counts[d]:,}" for d in domains])
     ax.set_ylabel("images")
     ax.set_title("images per domain")
@@ -136,7 +137,8 @@ def variant_bars(variants, values, title, ylabel, reference=None, save_path=None
     if reference:
         label, ref_values = reference
         ref_bars = ax.bar(x + width / 2, ref_values, width, label=label, color="tab:gray")
-        ax.bar_label(ref_bars, labels=["" if not np.isfinite(v) else f"{v:.3g}" for v in ref_values], fontsize=8)
+        ax.bar_label(ref_bars, labels=["" if not np.isfinite(v) else f"{v:.3g}" for v in ref_values],
+                     fontsize=8)
         ax.legend(fontsize=8)
     ax.set_xticks(x)
     ax.set_xticklabels(variants)

@@ -88,8 +88,9 @@ def _figure(photos, photo_rows, monets, monet_rows, result):
                 ax.imshow(shown[c])
             if c == 0:
                 ax.set_ylabel(label, fontsize=9)
-    figure.suptitle(f"self-adversarial check: L1 photo cycle {result.photo_l1:.3f} -> {result.photo_l1_noisy:.3f}, "
-                    f"Monet cycle {result.monet_l1:.3f} -> {result.monet_l1_noisy:.3f} with noise", fontsize=10)
+    figure.suptitle(f"self-adversarial check: L1 photo cycle {result.photo_l1:.3f} -> "
+                    f"{result.photo_l1_noisy:.3f}, Monet cycle {result.monet_l1:.3f} -> "
+                    f"{result.monet_l1_noisy:.3f} with noise", fontsize=10)
     return figure
 
 

@@ -255,10 +255,12 @@ class CycleGAN(keras.Model):
             else:
                 # Each network's own loss, in the order of networks_and_optimizers. scale_loss is
                 # the identity unless the optimizer is a LossScaleOptimizer (float16).
-                network_losses = (mean(monet_gen + cycle + monet_identity), mean(photo_gen + cycle + photo_identity),
+                network_losses = (mean(monet_gen + cycle + monet_identity),
+                                  mean(photo_gen + cycle + photo_identity),
                                   mean(monet_disc), mean(photo_disc))
                 groups = tuple((optimizer.scale_loss(loss), ((network, optimizer),))
-                               for loss, (network, optimizer) in zip(network_losses, self.networks_and_optimizers))
+                               for loss, (network, optimizer)
+                               in zip(network_losses, self.networks_and_optimizers))
 
         # One update of each network by its own optimizer (apply_gradients unscales float16 ones).
         for loss, pairs in groups:

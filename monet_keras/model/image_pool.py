@@ -20,7 +20,8 @@ class ImagePool(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.images = self.add_weight(shape=(self.pool_size, *self.image_shape), initializer="zeros",
                                       trainable=False, name="images")
-        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False, name="count")
+        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False,
+                                     name="count")
 
     def query(self, fakes):
         """Fakes for the discriminator loss: the batch, with stored ones swapped in (see module doc)."""

@@ -138,7 +138,8 @@ def build_generator(image_size=256, base_filters=64, seed=None, name="generator"
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator", small_map_matmul=False):
+def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator",
+                        small_map_matmul=False):
     """PatchGAN discriminator: (B, S, S, 3) -> (B, S/8 - 2, S/8 - 2, 1) logits."""
     _depth(image_size)
     seeds = _Seeds(seed)

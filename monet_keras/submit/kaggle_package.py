@@ -6,9 +6,11 @@ installs offline with ``pip install --no-index --no-deps``. OUT_DIR receives two
 
 - ``OUT_DIR/dataset/``: ``monet_keras-VERSION-py3-none-any.whl`` (the ``monet_keras`` and
   ``tfrecords_tools`` packages) and ``dataset-metadata.json``. Upload with
-  ``kaggle datasets create -p OUT_DIR/dataset`` (later: ``kaggle datasets version -p OUT_DIR/dataset -m MSG``).
+  ``kaggle datasets create -p OUT_DIR/dataset`` (later:
+  ``kaggle datasets version -p OUT_DIR/dataset -m MSG``).
 - ``OUT_DIR/kernel/``: the notebook and ``kernel-metadata.json`` (:func:`kernel_metadata`: a T4
-  GPU, internet off, the competition data and the dataset attached). Upload with ``kaggle kernels push -p OUT_DIR/kernel``.
+  GPU, internet off, the competition data and the dataset attached). Upload with
+  ``kaggle kernels push -p OUT_DIR/kernel``.
 
 The wheel is written here from the packages' files (pure Python, no build step), so it can be
 made offline and from an installed kit as well as from a checkout. Its metadata names no

@@ -64,9 +64,10 @@ class SubmissionReport:
         return self.count / self.seconds if self.seconds > 0 else float("inf")
 
     def summary(self):
-        return (f"wrote {self.path}: {self.count} JPEG images {OUTPUT_SIZE}x{OUTPUT_SIZE} (quality {self.quality}, "
-                f"generator input {self.generator_size} px), {self.zip_bytes / 1e6:.1f} MB "
-                f"in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)")
+        return (f"wrote {self.path}: {self.count} JPEG images {OUTPUT_SIZE}x{OUTPUT_SIZE} "
+                f"(quality {self.quality}, generator input {self.generator_size} px), "
+                f"{self.zip_bytes / 1e6:.1f} MB in {self.seconds:.1f} s "
+                f"({self.images_per_second:.1f} images/s)")
 
 
 def load_generator(generator):
@@ -90,7 +91,8 @@ def generator_input_size(model, image_size=None):
         raise MonetKerasError(f"generator {model.name} takes input shape {shape}, not (batch, S, S, 3)")
     fixed = shape[1]
     if fixed is not None and image_size is not None and image_size != fixed:
-        raise MonetKerasError(f"bad parameter image_size={image_size}: generator {model.name} takes {fixed} px")
+        raise MonetKerasError(f"bad parameter image_size={image_size}: "
+                              f"generator {model.name} takes {fixed} px")
     return int(fixed or image_size or OUTPUT_SIZE)
 
 
@@ -136,7 +138,8 @@ def _entry_name(raw_name, seen, where):
         raise MonetKerasError(f"photo name {name!r} in {where} cannot be a flat zip entry name")
     entry = name + ".jpg"
     if entry in seen:
-        raise MonetKerasError(f"duplicate photo name {name!r} in {where}: every entry of images.zip must be unique")
+        raise MonetKerasError(f"duplicate photo name {name!r} in {where}: "
+                              "every entry of images.zip must be unique")
     seen.add(entry)
     return entry
 

@@ -120,7 +120,8 @@ def require_valid_zip(path, min_count=MIN_COUNT, max_count=MAX_COUNT):
 
 
 def report(path, problems, min_count, max_count):
-    """Print the verdict for ``path``: ``ok: ...`` or one ``problem: ...`` line each. Returns the exit code."""
+    """Print the verdict for ``path``: ``ok: ...`` or one ``problem: ...`` line each. Returns the
+    exit code."""
     if not problems:
         with zipfile.ZipFile(path) as archive:
             count = sum(1 for info in archive.infolist() if not info.is_dir())

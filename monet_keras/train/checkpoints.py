@@ -60,7 +60,8 @@ def _slot_key(name, slot_prefixes):
 
 
 def checkpoint_variables(gan):
-    """``{key: variable}`` for every network weight and optimizer variable of ``gan`` (keys: see the module)."""
+    """``{key: variable}`` for every network weight and optimizer variable of ``gan`` (keys: see
+    the module)."""
     keyed = {}
 
     def add(key, variable):

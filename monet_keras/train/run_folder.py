@@ -1,7 +1,8 @@
 """The run folder (RUN_DIR): the one place that knows the name of every file a run leaves.
 
     config.json                  the run's ExperimentConfig
-    history.csv                  one row per finished epoch (1-based ``epoch``, losses, learning rate, seconds)
+    history.csv                  one row per finished epoch (1-based ``epoch``, losses, learning
+                                 rate, seconds)
     samples/epoch_NNN.png        fixed photos translated after each epoch
     learning_curves.png          the losses per epoch (report Fig. 16)
     checkpoints/                 epoch-NNNN.npz, see :mod:`monet_keras.train.checkpoints`

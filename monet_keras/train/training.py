@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 SAMPLE_COUNT = 4
 
 # Fields a resumed run may change; every other field defines the experiment and must match.
-_RESUME_MAY_CHANGE = ("epochs", "lr_decay_epochs", "learning_rate", "steps_per_epoch", "out_dir", "data_dir",
-                      "evaluate", "make_submission", "jpeg_quality", "jit_compile", "skip_corrupt", "precision")
+_RESUME_MAY_CHANGE = ("epochs", "lr_decay_epochs", "learning_rate", "steps_per_epoch", "out_dir",
+                      "data_dir", "evaluate", "make_submission", "jpeg_quality", "jit_compile",
+                      "skip_corrupt", "precision")
 
 
 @dataclasses.dataclass
@@ -54,7 +55,8 @@ def _optimizer(config, speed, ema=False):
     scaling: the train step scales each loss, apply_gradients unscales."""
     adam = fused_adam.Adam if speed.fused_adam else keras.optimizers.Adam
     if ema and config.ema_decay > 0:
-        optimizer = adam(config.learning_rate, beta_1=config.beta_1, use_ema=True, ema_momentum=config.ema_decay)
+        optimizer = adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
+                         ema_momentum=config.ema_decay)
     else:
         optimizer = adam(config.learning_rate, beta_1=config.beta_1)
     return keras.optimizers.LossScaleOptimizer(optimizer) if speed.precision == "mixed_float16" else optimizer
@@ -109,7 +111,8 @@ def build_gan(config, strategy=None, speed=None):
 def _pool(config, offset):
     if config.pool_size <= 0:
         return None
-    return ImagePool(config.pool_size, (config.image_size, config.image_size, 3), seed=config.seed * 10 + offset)
+    return ImagePool(config.pool_size, (config.image_size, config.image_size, 3),
+                     seed=config.seed * 10 + offset)
 
 
 def generator_weights(gan):
@@ -119,12 +122,14 @@ def generator_weights(gan):
     optimizer = getattr(gan.monet_generator_optimizer, "inner_optimizer", gan.monet_generator_optimizer)
     averages = {}
     if optimizer.use_ema:
-        averages = {id(v): a for v, a in zip(generator.trainable_variables, optimizer._model_variables_moving_average)}
+        averages = {id(v): a for v, a in zip(generator.trainable_variables,
+                                             optimizer._model_variables_moving_average, strict=True)}
     return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in generator.weights]
 
 
 def save_generator(gan, config, path):
-    """Save G_monet (its EMA weights when ema_decay > 0) as a standalone float32 ``.keras`` file, atomically."""
+    """Save G_monet (its EMA weights when ema_decay > 0) as a standalone float32 ``.keras`` file,
+    atomically."""
     return _save_float32(generator_weights(gan), config, "monet_generator", path)
 
 
@@ -151,8 +156,8 @@ def _check_resumable(run, config):
     for field in previous.to_dict():
         if field not in _RESUME_MAY_CHANGE and getattr(previous, field) != getattr(config, field):
             raise MonetKerasError(
-                f"{run.path} holds a run with {field}={getattr(previous, field)!r}, not {getattr(config, field)!r}; "
-                f"use another --out or the same settings to resume")
+                f"{run.path} holds a run with {field}={getattr(previous, field)!r}, "
+                f"not {getattr(config, field)!r}; use another --out or the same settings to resume")
 
 
 def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None) -> RunResult:
