@@ -1,6 +1,10 @@
 """Shared fixtures: a tiny procedural data set in the Kaggle layout."""
 
+import logging
+
 import pytest
+
+from tfrecords_tools.console import KIT_LOGGERS
 
 DEMO_COUNTS = {"monet": 6, "photo": 10}
 DEMO_SIZE = 32
@@ -40,3 +44,15 @@ def corrupt_data_dir(demo_data_dir, tmp_path_factory):
             w.write(schema.encode_example("broken", BROKEN_JPEG, domain))
         (path / schema.jpg_dir(domain) / "broken.jpg").write_bytes(BROKEN_JPEG)
     return path
+
+
+@pytest.fixture(autouse=True)
+def kit_loggers_as_found():
+    """Tests that run a command call ``log_to_console()``, which sets the kit's loggers up for the
+    whole process; put them back after each test, so no test sees another's logging set-up."""
+    loggers = [logging.getLogger(name) for name in KIT_LOGGERS]
+    saved = [(logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, (level, handlers) in zip(loggers, saved, strict=True):
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
