@@ -98,14 +98,16 @@ def describe_data(config, data, max_images=100):
     return run.images_per_domain_png, run.pixel_histograms_png
 
 
-def example_translations(config, data, generator_path, count=6):
-    """Translate the first ``count`` photos of ``data`` with the saved generator; save the pairs (Fig. 17)."""
+def example_translations(config, data, generator, count=6):
+    """Translate the first ``count`` photos of ``data`` with ``generator`` (the model training
+    returned, or a ``.keras`` path); save the pairs (Fig. 17)."""
     import keras
 
     from monet_keras.data.pipeline import first_images
     from monet_keras.figures import plots
+    from monet_keras.submit.translate import load_generator
 
-    generator = keras.saving.load_model(generator_path, compile=False)
+    generator = load_generator(generator)
     photos = first_images(data.photo, config.image_size, count)
     fakes = generator(photos, training=False)
     path = RunFolder(config.out_dir).examples_png
@@ -114,8 +116,9 @@ def example_translations(config, data, generator_path, count=6):
     return path
 
 
-def write_images_zip(config, data, generator_path):
-    """Translate every photo of ``data`` into ``RUN_DIR/images.zip`` and validate it; returns the zip's path.
+def write_images_zip(config, data, generator):
+    """Translate every photo of ``data`` with ``generator`` (a model or a ``.keras`` path) into
+    ``RUN_DIR/images.zip`` and validate it; returns the zip's path.
 
     Fewer photos than Kaggle's 7,000 (demo data) are accepted with a note: such a zip checks the
     pipeline but is not a valid Kaggle submission.
@@ -123,7 +126,7 @@ def write_images_zip(config, data, generator_path):
     from monet_keras.submit import translate, zipcheck
 
     path = RunFolder(config.out_dir).images_zip
-    report = translate.write_submission(generator_path, data.photo, path, quality=config.jpeg_quality)
+    report = translate.write_submission(generator, data.photo, path, quality=config.jpeg_quality)
     print(report.summary())
     allow_small = report.count < zipcheck.MIN_COUNT
     min_count, max_count = zipcheck.count_range(allow_small)
@@ -136,8 +139,9 @@ def write_images_zip(config, data, generator_path):
     return path
 
 
-def translated_photos(config, data, generator_path, batch_size=16):
-    """Every photo of ``data`` translated by the saved generator, as an image source for the evaluation.
+def translated_photos(config, data, generator, batch_size=16):
+    """Every photo of ``data`` translated by ``generator`` (a model or a ``.keras`` path), as an
+    image source for the evaluation.
 
     The generator runs eagerly on the batches (on the GPU/TPU when there is one); only reading
     and decoding happen in tf.data, which runs on the CPU.
@@ -146,12 +150,13 @@ def translated_photos(config, data, generator_path, batch_size=16):
 
     from monet_keras.data.pipeline import iterate, load_images
     from monet_keras.evaluate import features
+    from monet_keras.submit.translate import load_generator
 
-    generator = keras.saving.load_model(generator_path, compile=False)
+    generator = load_generator(generator)
     batches = load_images(data.photo, config.image_size).batch(batch_size)
 
     class TranslatedPhotos(features.ImageSource):
-        description = f"photos translated by {generator_path}"
+        description = f"photos translated by {generator.name}"
 
         def __iter__(self):
             for photos in iterate(data.photo, batches):

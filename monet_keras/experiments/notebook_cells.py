@@ -135,7 +135,7 @@ nb.show(run.learning_curves_png)"""),
 
 Photos and their Monet-style translation by the trained generator (report Fig. 17)."""),
     ("code", """\
-nb.show(nb.example_translations(config, data, result.generator_path, count=6))"""),
+nb.show(nb.example_translations(config, data, result.generator, count=6))"""),
     ("markdown", """\
 ## Diagnostics
 
@@ -155,7 +155,7 @@ for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.sel
 Every photo translated into `images.zip` in the run folder (on Kaggle: `/kaggle/working/images.zip`)
 and checked as Kaggle would: a flat zip of 7,000 to 10,000 JPEGs of 256x256x3."""),
     ("code", """\
-images_zip = nb.write_images_zip(config, data, result.generator_path) if config.make_submission else None"""),
+images_zip = nb.write_images_zip(config, data, result.generator) if config.make_submission else None"""),
     ("markdown", """\
 ## Evaluate
 
@@ -166,7 +166,7 @@ pretrained InceptionV3 weights a stand-in extractor is used and the numbers are 
 *NOT comparable to Kaggle*."""),
     ("code", """\
 if config.evaluate:
-    generated = images_zip or nb.translated_photos(config, data, result.generator_path)
+    generated = images_zip or nb.translated_photos(config, data, result.generator)
     scores = nb.evaluate_run(config, data, generated)
     nb.show(run.memorization_report_png)"""),
     ("markdown", """\

@@ -46,6 +46,7 @@ class RunResult:
     epochs_trained: int  # in this call (0 when the run was already complete)
     resumed_from: int
     seconds: float
+    generator: keras.Model  # what generator_path holds, in memory: the next steps need not reload it
 
 
 def _optimizer(config, speed, ema=False):
@@ -129,7 +130,7 @@ def generator_weights(gan):
 
 def save_generator(gan, config, path):
     """Save G_monet (its EMA weights when ema_decay > 0) as a standalone float32 ``.keras`` file,
-    atomically."""
+    atomically; returns the saved model."""
     return _save_float32(generator_weights(gan), config, "monet_generator", path)
 
 
@@ -140,13 +141,13 @@ def save_photo_generator(gan, config, path):
 def _save_float32(weights, config, name, path):
     """Save a generator with ``weights`` atomically, as Keras's own layers computing in float32
     (variables are float32 under every policy), so the saved model runs float32 and loads
-    without this package."""
+    without this package; returns that model."""
     with policy.dtype_policy("float32"):
         generator = networks.build_generator(config.image_size, config.base_filters, name=name)
     generator.set_weights(weights)
     with atomic_path(path, suffix=".keras") as tmp:
         keras.saving.save_model(generator, tmp)
-    return path
+    return generator
 
 
 def _check_resumable(run, config):
@@ -213,7 +214,8 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None) ->
     history = run.read_history()
     if history:
         plots.learning_curves(history, save_path=run.learning_curves_png)
-    generator_path = save_generator(gan, config, run.monet_generator_keras)
+    generator = save_generator(gan, config, run.monet_generator_keras)
     save_photo_generator(gan, config, run.photo_generator_keras)
-    logger.info(f"saved {generator_path}")
-    return RunResult(run.path, generator_path, history, epochs_trained, initial_epoch, time.time() - start)
+    logger.info(f"saved {run.monet_generator_keras}")
+    return RunResult(run.path, run.monet_generator_keras, history, epochs_trained, initial_epoch,
+                     time.time() - start, generator)
