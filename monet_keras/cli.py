@@ -69,8 +69,8 @@ def _train(args):
 def _add_train(commands):
     parser = commands.add_parser(
         "train", help="train a CycleGAN variant on a Kaggle-layout folder",
-        description="One training run: config -> data -> CycleGAN.fit -> RUN_DIR, resumable; "
-                    "and the ``train`` CLI.")
+        description="One training run: config -> data -> CycleGAN.fit -> RUN_DIR; running it again on the "
+                    "same RUN_DIR resumes from the last finished epoch.")
     parser.add_argument("--data", help="Kaggle-layout data folder (default: the Kaggle input folder)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     add_config_arguments(parser)
@@ -219,8 +219,8 @@ def _figures(args):
 def _add_figures(commands):
     parser = commands.add_parser(
         "figures", help="write the report's diagnostic figures for a run",
-        description="Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) "
-                    "into ``run_dir``.")
+        description="Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (the self-adversarial "
+                    "check) into the run folder.")
     parser.add_argument("--run", required=True, help="a finished RUN_DIR")
     parser.add_argument("--data", help="data folder (default: the run's)")
     parser.set_defaults(func=_figures)
