@@ -34,6 +34,7 @@ batch with the state file intact, to be resumed by running the same command agai
 without contacting Kaggle and without credentials.
 """
 
+import csv
 import dataclasses
 import json
 import logging
@@ -347,3 +348,21 @@ def run_on_kaggle(runs_dir, variants, owner, parameters=None, per_variant=None, 
         batch.run()
         runner.write_results(runs_dir, f"Kaggle's {COMPETITION} data")
         return {job.variant: batch.state[job.variant] for job in jobs}
+
+
+def best_kernel(runs_dir):
+    """``(variant, OWNER/SLUG, version, MiFID estimate)`` of the finished variant with the lowest MiFID
+    estimate in ``RUNS_DIR/results.csv``, as the state file records its kernel."""
+    path = os.path.join(runs_dir, "results.csv")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.DictReader(f) if row["status"] == "ok" and row["mifid"]]
+    except (OSError, KeyError):
+        raise MonetKerasError(f"no results table {path} (run experiments --on kaggle first)") from None
+    state = read_state(runs_dir)
+    rows = [row for row in rows if state.get(row["variant"], {}).get("version")]
+    if not rows:
+        raise MonetKerasError(f"{path} has no variant that finished on Kaggle with a MiFID estimate")
+    best = min(rows, key=lambda row: float(row["mifid"]))
+    record = state[best["variant"]]
+    return best["variant"], record["kernel"], record["version"], float(best["mifid"])
