@@ -188,11 +188,14 @@ def test_parallel_kernels_a_failure_the_results_and_the_best_submitted(home, fak
     assert fake.code_submissions == [{"competitionName": "gan-getting-started", "kernelOwner": "alice",
                                       "kernelSlug": "monet-cyclegan-os-aug", "kernelVersion": 9,
                                       "fileName": "images.zip", "submissionDescription": "best of three"}]
+    assert kaggle_submit.main(["code", "--from", str(runs), "--kernel", "alice/x", "-m", "m"]) == 2
+    assert "either --from RUNS_DIR or --kernel" in capsys.readouterr().err
 
 
 def test_a_rerun_after_an_interruption_resumes_without_pushing(home, fake, credentials, tmp_path):
     """Ctrl-C while waiting: the rerun polls the versions already pushed, retries a dropped
-    connection, backs off while nothing changes, and downloads; a third run does nothing."""
+    connection, backs off while nothing changes, and downloads; a third run does nothing; with
+    force, both are pushed anew."""
     fake.kernel_scripts = {"alice/monet-cyclegan-os": ["queued"] * 4 + ["complete"],
                            "alice/monet-cyclegan-us": ["queued", "complete"]}
     fake.kernel_outputs = {"alice/monet-cyclegan-os": run_outputs(40.0),
@@ -224,6 +227,10 @@ def test_a_rerun_after_an_interruption_resumes_without_pushing(home, fake, crede
     before = len(fake.requests)
     kaggle_batch.run_on_kaggle(**batch, sleep=slept.append)
     assert len(fake.requests) == before and len(read_rows(runs)) == 2
+
+    kaggle_batch.run_on_kaggle(**batch, sleep=slept.append, force=True)  # pushed anew, run folders emptied
+    state = json.loads((runs / kaggle_batch.STATE_FILE).read_text())["variants"]
+    assert len(fake.kernels) == 4 and [state[name]["version"] for name in ("Os", "Us")] == [9, 10]
 
 
 def test_bad_input_is_one_line(home, tmp_path, capsys):
