@@ -291,7 +291,8 @@ def _add_experiments(commands):
         "experiments", help="run the notebook once per variant with papermill and tabulate the results",
         description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook "
                     "and run folder each), then write RUNS_DIR/results.csv, results.md and results.png. "
-                    "Exit status 1 if any variant failed.")
+                    "With --on kaggle each variant runs as its own Kaggle kernel, several at a time, and "
+                    "their outputs are downloaded into RUNS_DIR. Exit status 1 if any variant failed.")
     parser.add_argument("--on", choices=("local", "kaggle"), default="local",
                         help="local (default): papermill here, one variant after another; kaggle: one Kaggle "
                              "kernel per variant, run in parallel on Kaggle's machines")
