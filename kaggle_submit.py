@@ -15,6 +15,11 @@ Notebook (code) submission, in two steps because the notebook runs on Kaggle fir
     # ... wait until that version has finished (kaggle kernels status USER/monet-cyclegan) ...
     python kaggle_submit.py code --kernel USER/monet-cyclegan --version 3 -m "Os, notebook"
 
+After ``python -m monet_keras experiments --on kaggle --out RUNS_DIR``, ``code --from RUNS_DIR``
+submits the kernel version of the variant with the lowest MiFID estimate in its results table::
+
+    python kaggle_submit.py code --from runs/kaggle -m "best of the six"
+
 ``push`` writes ``kaggle_upload/`` (the notebook and a generated ``kernel-metadata.json``:
 competition source, accelerator, internet off, the library dataset) and runs
 ``kaggle kernels push -p kaggle_upload``; ``code`` runs ``kaggle competitions submit -c COMP
@@ -170,6 +175,16 @@ def push_notebook(args):
 
 
 def submit_code(args):
+    if args.runs_dir:
+        if args.kernel or args.version is not None:
+            raise MonetKerasError("give either --from RUNS_DIR or --kernel and --version, not both")
+        from monet_keras.experiments.kaggle_batch import best_kernel
+
+        name, args.kernel, args.version, mifid = best_kernel(args.runs_dir)
+        print(f"best variant in {args.runs_dir}: {name} (MiFID estimate {mifid:.3f}), "
+              f"kernel {args.kernel} version {args.version}")
+    elif not args.kernel or args.version is None:
+        raise MonetKerasError("give --kernel and --version (or --from RUNS_DIR)")
     if args.version < 1:
         raise MonetKerasError(f"bad parameter --version {args.version}: "
                               f"expected a kernel version number >= 1")
@@ -260,10 +275,11 @@ def build_parser():
 
     code_parser = commands.add_parser("code",
                                       help="submit a finished kernel version (kaggle competitions submit -k)")
-    code_parser.add_argument("--kernel", required=True,
-                             help="OWNER/SLUG, or SLUG to use the credentials' user")
-    code_parser.add_argument("--version", type=int, required=True,
-                             help="the kernel version (printed by push)")
+    code_parser.add_argument("--kernel", help="OWNER/SLUG, or SLUG to use the credentials' user")
+    code_parser.add_argument("--version", type=int, help="the kernel version (printed by push)")
+    code_parser.add_argument("--from", dest="runs_dir",
+                             help="the RUNS_DIR of `experiments --on kaggle`: submit the kernel version of "
+                                  "its variant with the lowest MiFID estimate")
     code_parser.add_argument("--output-file", default=OUTPUT_FILE, dest="output_file",
                              help=f"the kernel's output to submit (default {OUTPUT_FILE})")
     code_parser.add_argument("-m", "--message", required=True, help="the submission description")

@@ -233,6 +233,13 @@ def _experiments(args):
 
     variants = runner.parse_variants(args.variants)
     common, per_variant = runner.parse_parameters(args.parameter or [], variants)
+    if args.on == "kaggle":
+        return _experiments_on_kaggle(args, variants, common, per_variant)
+    for flag in ("owner", "accelerator", "max_parallel", "dry_run"):
+        if getattr(args, flag) not in (None, False):
+            raise MonetKerasError(f"--{flag.replace('_', '-')} is for --on kaggle")
+    if not args.data:
+        raise MonetKerasError("--data is required (the Kaggle-layout data folder) unless --on kaggle")
     outcomes = runner.run_experiments(args.data, args.out, variants, common, per_variant, force=args.force,
                                       timeout=args.timeout)
     from monet_keras.train.run_folder import RunFolder
@@ -247,13 +254,49 @@ def _experiments(args):
     return 1 if failed else 0
 
 
+def _experiments_on_kaggle(args, variants, common, per_variant):
+    from monet_keras.experiments import kaggle_batch
+    from tfrecords_tools.kaggle_cli import KaggleCliFailed, shown
+
+    if not args.owner:
+        raise MonetKerasError("--on kaggle needs --owner USER (the Kaggle user the kernels belong to)")
+    for flag, value in (("--data", args.data), ("--timeout", args.timeout)):
+        if value is not None:
+            raise MonetKerasError(f"{flag} is for --on local (on Kaggle each kernel reads the competition's "
+                                  f"data and runs within Kaggle's limit)")
+    runs_dir = os.path.abspath(args.out)
+    try:
+        outcomes = kaggle_batch.run_on_kaggle(
+            runs_dir, variants, args.owner, common, per_variant, prefix=args.kernel_prefix,
+            accelerator=args.accelerator or "gpu",
+            max_parallel=args.max_parallel or kaggle_batch.DEFAULT_MAX_PARALLEL, force=args.force,
+            dry_run=args.dry_run, poll_seconds=args.poll_interval)
+    except KaggleCliFailed as e:
+        print(f"error: {e}; the batch's state is in {os.path.join(runs_dir, kaggle_batch.STATE_FILE)}: "
+              f"run the same command again to resume", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        for command in outcomes:
+            print(shown(command))
+        return 0
+    print(f"results: {os.path.join(runs_dir, 'results.md')} (estimates made on Kaggle, not Kaggle scores)")
+    failed = [name for name, record in outcomes.items() if record["status"] != kaggle_batch.COMPLETE]
+    for name in failed:
+        print(f"failed: {name} ({outcomes[name]['kernel']}): {outcomes[name]['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _add_experiments(commands):
     parser = commands.add_parser(
         "experiments", help="run the notebook once per variant with papermill and tabulate the results",
         description="Execute notebooks/monet_cyclegan.ipynb once per variant (one executed notebook "
                     "and run folder each), then write RUNS_DIR/results.csv, results.md and results.png. "
-                    "Exit status 1 if any variant failed.")
-    parser.add_argument("--data", required=True, help="Kaggle-layout data folder")
+                    "With --on kaggle each variant runs as its own Kaggle kernel, several at a time, and "
+                    "their outputs are downloaded into RUNS_DIR. Exit status 1 if any variant failed.")
+    parser.add_argument("--on", choices=("local", "kaggle"), default="local",
+                        help="local (default): papermill here, one variant after another; kaggle: one Kaggle "
+                             "kernel per variant, run in parallel on Kaggle's machines")
+    parser.add_argument("--data", help="Kaggle-layout data folder (required with --on local)")
     parser.add_argument("--out", required=True, help="folder for the run folders and the results")
     parser.add_argument("--variants", default="all",
                         help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
@@ -265,6 +308,22 @@ def _add_experiments(commands):
                         help="delete and rerun variants that already finished with the same parameters")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per notebook cell (default: none)")
+    kaggle = parser.add_argument_group("--on kaggle")
+    kaggle.add_argument("--owner", help="the Kaggle user the kernels belong to (and the library dataset "
+                                        "OWNER/monet-keras)")
+    kaggle.add_argument("--accelerator", help="gpu (NvidiaTeslaT4, default), tpu (TpuV5E8), none, "
+                                              "or a Kaggle machine shape")
+    kaggle.add_argument("--max-parallel", type=int, dest="max_parallel",
+                        help="kernels running at once (default 2; Kaggle caps accelerator sessions)")
+    kaggle.add_argument("--kernel-prefix", default="monet-cyclegan-", dest="kernel_prefix",
+                        help="kernel slug = prefix + variant (default monet-cyclegan-, "
+                             "e.g. monet-cyclegan-os-aug)")
+    kaggle.add_argument("--poll-interval", type=float, default=60.0, dest="poll_interval",
+                        help="seconds between status checks at first, doubling while nothing changes "
+                             "(up to 600; default 60)")
+    kaggle.add_argument("--dry-run", action="store_true", dest="dry_run",
+                        help="write the push folders under OUT/kernels/ and print the kaggle commands; "
+                             "contact nothing (no credentials needed)")
     parser.set_defaults(func=_experiments)
 
 

@@ -17,8 +17,20 @@ Endpoints (what ``kaggle competitions submit`` and ``kaggle kernels push`` call)
 - ``competitions.CompetitionApiService/CreateCodeSubmission`` (kernel owner/slug/version);
 - ``competitions.CompetitionApiService/GetSubmissionLimits`` (printed after a submission);
 - ``kernels.KernelsApiService/SaveKernel`` (``kaggle kernels push``) -> ``{ref, url, versionNumber}``;
+  each push gets the next version number and starts a session;
+- ``kernels.KernelsApiService/GetKernelSessionStatus`` (``kaggle kernels status``): the session's
+  status, the next one of ``kernel_scripts[OWNER/SLUG]`` (e.g. ``["queued", "running", "complete"]``,
+  the last one repeats; default ``["complete"]``) at each call, with ``kernel_failures[OWNER/SLUG]``
+  as the failure message of an ``error``;
+- ``kernels.KernelsApiService/ListKernelSessionOutput`` (``kaggle kernels output``): the files of
+  ``kernel_outputs[OWNER/SLUG]`` (``{name: bytes}``) in pages of at most ``output_page_size``,
+  linked by page tokens, with ``kernel_logs[OWNER/SLUG]`` as the log; ``GET /output/OWNER/SLUG/NAME``
+  serves a file;
 - ``competitions.CompetitionApiService/DownloadDataFiles`` (``kaggle competitions download``) ->
   a 302 redirect to ``GET /files/COMPETITION.zip``, which serves ``data_files[COMPETITION]``.
+
+``max_active`` is the most kernel sessions that ran at once: a session counts from its push
+until a status call answered complete, error or cancelled.
 
 Every API request must carry the test's credentials (HTTP Basic user:key, or Bearer token),
 else 401. ``fail[METHOD or "upload"] = (status, message)`` makes one endpoint answer an error:
@@ -41,6 +53,8 @@ import urllib.parse
 API_PREFIX = "/api/v1/"
 UPLOAD_PREFIX = "/upload/"
 FILES_PREFIX = "/files/"
+OUTPUT_PREFIX = "/output/"
+ENDED = ("complete", "error", "cancel_requested", "cancel_acknowledged")
 DROP = 0  # a status in fail_first: close the connection without answering
 
 
@@ -58,6 +72,8 @@ class Request:
             return self.path.rsplit("/", 1)[-1]
         if self.path.startswith(UPLOAD_PREFIX):
             return "upload"
+        if self.path.startswith(OUTPUT_PREFIX):
+            return "output"
         return "files" if self.path.startswith(FILES_PREFIX) else self.path
 
     def json(self):
@@ -80,6 +96,13 @@ class FakeKaggle:
         self.fail_first = {}  # endpoint -> [(status, message), ...], used up one per request
         self.data_files = {}  # competition -> bytes of its data zip (DownloadDataFiles)
         self.kernel_error = None  # SaveKernel answers 200 with this "error" (how Kaggle refuses a push)
+        self.kernel_scripts = {}  # OWNER/SLUG -> statuses answered by successive status calls
+        self.kernel_failures = {}  # OWNER/SLUG -> failure message of an errored session
+        self.kernel_outputs = {}  # OWNER/SLUG -> {file name: bytes}
+        self.kernel_logs = {}  # OWNER/SLUG -> the session's log
+        self.output_page_size = 2
+        self.sessions = {}  # OWNER/SLUG -> {"version", "polls", "active"} of its latest push
+        self.max_active = 0
         self._lock = threading.Lock()
         self._server = None
 
@@ -188,6 +211,10 @@ class FakeKaggle:
         if request.method == "PUT" and endpoint == "upload":
             self.uploads[request.path[len(UPLOAD_PREFIX):]] = request.body
             return 200, {}
+        if request.method == "GET" and endpoint == "output":
+            owner, slug, name = request.path[len(OUTPUT_PREFIX):].split("/", 2)
+            data = self.kernel_outputs.get(f"{owner}/{slug}", {}).get(name)
+            return (200, data) if data is not None else (404, {"code": 404, "message": f"no output {name}"})
         if request.method == "GET" and endpoint == "files":
             name = request.path[len(FILES_PREFIX):]
             data = self.data_files.get(name[:-len(".zip")]) if name.endswith(".zip") else None
@@ -220,11 +247,50 @@ class FakeKaggle:
                 return 200, {"error": self.kernel_error}
             self.kernels.append(body)
             slug = body.get("slug", "")
+            with self._lock:
+                version = self.next_kernel_version
+                self.next_kernel_version += 1
+                self.sessions[slug] = {"version": version, "polls": 0, "active": True}
+                active = sum(session["active"] for session in self.sessions.values())
+                self.max_active = max(self.max_active, active)
             return 200, {"ref": f"/code/{slug}", "url": f"http://localhost/code/{slug}",
-                         "versionNumber": self.next_kernel_version}
+                         "versionNumber": version}
+        if endpoint in ("GetKernelSessionStatus", "ListKernelSessionOutput"):
+            kernel = f"{body.get('userName')}/{body.get('kernelSlug')}"
+            session = self.sessions.get(kernel)
+            label = body.get("versionLabel")
+            if session is None or label not in (None, f"v{session['version']}"):
+                return 404, {"code": 404, "message": f"no session of {kernel} {label or ''}"}
+            if endpoint == "GetKernelSessionStatus":
+                return 200, self._status(kernel, session)
+            return 200, self._output_page(kernel, body)
         if endpoint == "DownloadDataFiles":
             competition = body.get("competitionName")
             if competition not in self.data_files:
                 return 404, {"code": 404, "message": f"no competition {competition}"}
             return 302, {"location": f"http://localhost{FILES_PREFIX}{competition}.zip"}
         return 404, {"code": 404, "message": f"no such endpoint {endpoint}"}
+
+    def _status(self, kernel, session):
+        script = self.kernel_scripts.get(kernel, ["complete"])
+        with self._lock:
+            status = script[min(session["polls"], len(script) - 1)]
+            session["polls"] += 1
+            if status in ENDED:
+                session["active"] = False
+        answer = {"status": status.upper()}
+        if status == "error" and kernel in self.kernel_failures:
+            answer["failureMessage"] = self.kernel_failures[kernel]
+        return answer
+
+    def _output_page(self, kernel, body):
+        names = sorted(self.kernel_outputs.get(kernel, {}))
+        start = int(body.get("pageToken") or 0)
+        end = start + min(int(body.get("pageSize") or self.output_page_size), self.output_page_size)
+        owner, slug = kernel.split("/")
+        files = [{"fileName": name, "url": f"http://localhost{OUTPUT_PREFIX}{owner}/{slug}/{name}"}
+                 for name in names[start:end]]
+        answer = {"files": files, "nextPageToken": str(end) if end < len(names) else ""}
+        if kernel in self.kernel_logs:
+            answer["log"] = self.kernel_logs[kernel]
+        return answer

@@ -43,7 +43,9 @@ OPTIONS = {
                  "--quiet": False},
     "figures": {"--run": None, "--data": None},
     "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,
-                    "--force": False, "--timeout": None},
+                    "--force": False, "--timeout": None, "--on": "local", "--owner": None,
+                    "--accelerator": None, "--max-parallel": None, "--kernel-prefix": "monet-cyclegan-",
+                    "--poll-interval": 60.0, "--dry-run": False},
     "package-kaggle": {"--id": None, "--title": "monet-keras library", "--kernel-title": "Monet CycleGAN",
                        "--license": "other", "--force": False},
 }
