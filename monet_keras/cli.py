@@ -362,7 +362,10 @@ def _add_package_kaggle(commands):
 # --- the command line -----------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m monet_keras", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m monet_keras",
+        description="Train the report's CycleGAN variants on Kaggle-layout data, translate photos into "
+                    "images.zip, check it, evaluate it and run the six experiments (also as `monet-keras`).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_translate, _add_validate_zip, _add_evaluate, _add_figures, _add_experiments,
                 _add_package_kaggle):
