@@ -156,12 +156,17 @@ class Plan:
 def plan(elapsed_s, budget_s, reserve_s, step_s, overhead_s, steps_per_epoch, epochs_done, max_epochs):
     """The epochs that fit: as many whole epochs of ``steps_per_epoch`` steps of ``step_s`` seconds
     plus ``overhead_s`` per epoch (checkpoint, samples) as finish by ``budget_s - reserve_s``,
-    from ``elapsed_s`` and ``epochs_done``, at most ``max_epochs`` in all."""
+    from ``elapsed_s`` and ``epochs_done``, at most ``max_epochs`` in all. When not one more epoch
+    fits, ``steps`` counts the steps of a last, partial epoch that do."""
+    step_s = max(step_s, 1e-6)  # a step too fast for the clock still takes time
     epoch_s = steps_per_epoch * step_s + overhead_s
     available = budget_s - reserve_s - elapsed_s
-    more = max(0, min(max_epochs - epochs_done, math.floor(available / epoch_s) if epoch_s > 0 else 0))
+    more = max(0, min(max_epochs - epochs_done, math.floor(available / epoch_s)))
     epochs = epochs_done + more
-    return Plan(epochs, epochs * steps_per_epoch, elapsed_s + more * epoch_s)
+    partial = 0
+    if more == 0 and epochs < max_epochs:
+        partial = max(0, min(steps_per_epoch - 1, math.floor((available - overhead_s) / step_s)))
+    return Plan(epochs, epochs * steps_per_epoch + partial, elapsed_s + more * epoch_s + partial * step_s)
 
 
 def planned_decay_epochs(lr_decay_epochs, epochs, planned_epochs):
@@ -247,7 +252,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._steps_in_epoch = 0
         self._epoch_steps = []  # step times of the current epoch
         self._recent = []
-        self._mark = None
+        self._mark = self._epoch_start = None
         self._epoch_end = None
 
     @property
@@ -261,8 +266,8 @@ class TimeBudget(keras.callbacks.Callback):
         measured = self._recent or self._epoch_steps
         return max(sum(measured) / len(measured), sum(self._epoch_steps) / max(len(self._epoch_steps), 1))
 
-    def _replan(self):
-        self.plan = plan(self.run_clock.elapsed(), self.run_clock.budget_s, self.reserve_s,
+    def _replan(self, elapsed_s):
+        self.plan = plan(elapsed_s, self.run_clock.budget_s, self.reserve_s,
                          self._step_estimate(), self.overhead_s, self.steps_per_epoch, self.epochs_done,
                          self.max_epochs)
 
@@ -270,7 +275,7 @@ class TimeBudget(keras.callbacks.Callback):
         now = self.run_clock.clock()
         if self._epoch_end is not None:
             self.overhead_s = now - self._epoch_end
-        self._mark = now
+        self._mark = self._epoch_start = now
         self._epoch_steps = []
         decay = planned_decay_epochs(self.lr_decay_epochs, self.max_epochs, self.planned_epochs)
         rate = planned_rate(self.base_rate, epoch, self.planned_epochs, decay)
@@ -287,9 +292,9 @@ class TimeBudget(keras.callbacks.Callback):
         else:
             self._epoch_steps.append(step_s)
             self._recent = (self._recent + [step_s])[-RECENT_STEPS:]
-            measured = self._step_estimate()
-            if self.plan is None:
-                self._replan()
+            measured = max(step_s, self._step_estimate())  # a sudden slow-down counts at once
+            if self.plan is None:  # the first plan counts the current epoch from its start
+                self._replan(self._epoch_start - self.run_clock.started)
                 logger.info(f"plan: {self.plan.describe(self.run_clock.budget_s, self.reserve_s)}")
         if self._available() < measured + self.overhead_s:
             self.stopped = (f"stopped at step {batch + 1} of epoch {self.epochs_done + 1}: the next step "
@@ -302,7 +307,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.epochs_done = epoch + 1
         if self._epoch_steps:
             before = self.planned_epochs
-            self._replan()
+            self._replan(self.run_clock.elapsed())
             if self.plan.epochs != before:
                 logger.info(f"plan revised after epoch {epoch + 1}: "
                             f"{self.plan.describe(self.run_clock.budget_s, self.reserve_s)}")
