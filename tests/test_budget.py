@@ -47,6 +47,22 @@ def test_time_budget_in_the_config():
         tiny().replace(time_budget="soon").validate()
 
 
+def test_time_budget_on_the_command_line(monkeypatch):
+    from monet_keras import cli
+    from monet_keras.experiments import runner
+
+    args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "o", "--time-budget", "90m"])
+    assert cli.config_from_args(args).time_budget == "90m"
+    args = cli.build_parser().parse_args(["train", "--data", "d", "--out", "o", "--time-budget", "soon"])
+    with pytest.raises(MonetKerasError, match="bad parameter time_budget='soon'"):
+        cli.config_from_args(args)
+    seen = {}
+    monkeypatch.setattr(runner, "run_experiments", lambda *args, **kwargs: seen.update(common=args[3]) or {})
+    cli.main(["experiments", "--data", "d", "--out", "o", "--variants", "Os", "--time-budget", "150s",
+              "-p", "epochs", "3"])
+    assert seen["common"] == {"epochs": "3", "time_budget": "150s"}
+
+
 def test_run_clock_counts_phases_on_an_injected_clock():
     now = [100.0]
     clock = budget.RunClock(clock=lambda: now[0]).set_budget("1m", on_kaggle=lambda: False)
