@@ -228,3 +228,47 @@ def test_budget_smaller_than_one_step_still_writes_images_zip(slowed_run, tmp_pa
     assert result.epochs_trained == 0 and len(result.history) == 3
     assert read_budget_json(config.out_dir)["stopped"].startswith("the time budget (10s) leaves no time")
     images_zip_inside(config, result, run_clock)
+
+
+# --- the notebook under papermill with a budget ---------------------------------------------
+
+NOTEBOOK_BUDGET_S = 150
+# Papermill's wall clock also counts what precedes the run clock (kernel start, imports):
+# the stated tolerance for the whole execution.
+STARTUP_TOLERANCE_S = 60
+
+
+@pytest.fixture(scope="module")
+def budgeted_notebook(tmp_path_factory):
+    from monet_keras.cli import main
+    from tfrecords_tools.demo import make_demo
+
+    root = tmp_path_factory.mktemp("budget_notebook")
+    make_demo(root / "data", n_monet=6, n_photos=10, size=64, seed=0)
+    parameters = dict(image_size="64", base_filters="8", epochs="1000", batch_size="1")
+    argv = ["experiments", "--data", str(root / "data"), "--out", str(root / "runs"), "--variants", "Os",
+            "--time-budget", str(NOTEBOOK_BUDGET_S)]
+    for key, value in parameters.items():
+        argv += ["-p", key, value]
+    assert main(argv) == 0
+    return RunFolder(root / "runs" / "Os")
+
+
+@pytest.mark.slow
+def test_notebook_fits_its_time_budget_and_leaves_a_valid_images_zip(budgeted_notebook):
+    from monet_keras.submit import zipcheck
+
+    run = budgeted_notebook
+    with open(run.result_json, encoding="utf-8") as f:
+        result = json.load(f)
+    assert result["status"] == "ok"
+    assert result["wall_seconds"] <= NOTEBOOK_BUDGET_S + STARTUP_TOLERANCE_S
+    with open(run.timing_json, encoding="utf-8") as f:
+        timing = json.load(f)
+    assert timing["budget_s"] == NOTEBOOK_BUDGET_S and timing["elapsed_s"] <= NOTEBOOK_BUDGET_S
+    assert set(timing["phases_s"]) == {"setup and data", "training", "figures", "images.zip", "evaluation"}
+    history = run.read_history()
+    assert len(history) > 1
+    assert 1 < history[-1]["planned_epochs"] < 1000
+    assert timing["epochs"] == len(history) == timing["planned_epochs"]
+    assert zipcheck.validate_zip(run.images_zip, *zipcheck.count_range(allow_small=True)) == []
