@@ -260,7 +260,10 @@ class TimeBudget(keras.callbacks.Callback):
         return self.plan.epochs if self.plan else self.max_epochs
 
     def _available(self):
-        return self.run_clock.remaining() - self.reserve_s
+        # Plans keep the whole reserve; stopping inside an epoch waits until even the reserve's
+        # expected share (without the safety factor) would be cut into, so noise in the step time
+        # does not cut the planned last epoch short.
+        return self.run_clock.remaining() - self.reserve_s / SAFETY_FACTOR
 
     def _step_estimate(self):
         measured = self._recent or self._epoch_steps
