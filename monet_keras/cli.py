@@ -27,6 +27,9 @@ def add_config_arguments(parser):
     parser.add_argument("--base-filters", type=int, dest="base_filters")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
+    parser.add_argument("--time-budget", dest="time_budget", metavar="DURATION",
+                        help="wall-clock limit of the run, e.g. 4h30m, 90m, 600s or seconds; auto (default): "
+                             "Kaggle's run limit minus a margin on Kaggle, none elsewhere; none: no limit")
     parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
                         help="skip (and count) unreadable or odd images instead of stopping before training")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -42,7 +45,8 @@ def config_from_args(args) -> ExperimentConfig:
     if args.config:
         overrides.update(ExperimentConfig.load(args.config).to_dict())
         overrides.pop("variant", None)
-    for field in ("image_size", "epochs", "batch_size", "base_filters", "seed", "steps_per_epoch"):
+    for field in ("image_size", "epochs", "batch_size", "base_filters", "seed", "steps_per_epoch",
+                  "time_budget"):
         value = getattr(args, field)
         if value is not None:
             overrides[field] = value
@@ -233,6 +237,8 @@ def _experiments(args):
 
     variants = runner.parse_variants(args.variants)
     common, per_variant = runner.parse_parameters(args.parameter or [], variants)
+    if args.time_budget is not None:
+        common["time_budget"] = args.time_budget
     if args.on == "kaggle":
         return _experiments_on_kaggle(args, variants, common, per_variant)
     for flag in ("owner", "accelerator", "max_parallel", "dry_run"):
@@ -308,6 +314,9 @@ def _add_experiments(commands):
                         help="delete and rerun variants that already finished with the same parameters")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per notebook cell (default: none)")
+    parser.add_argument("--time-budget", dest="time_budget", metavar="DURATION",
+                        help="each variant's wall-clock limit (the notebook's time_budget), e.g. 4h30m, 90m, "
+                             "600s; same as -p time_budget DURATION")
     kaggle = parser.add_argument_group("--on kaggle")
     kaggle.add_argument("--owner", help="the Kaggle user the kernels belong to (and the library dataset "
                                         "OWNER/monet-keras)")

@@ -62,6 +62,9 @@ class ExperimentConfig:
     # runtime
     precision: str = "auto"  # auto = float32 on CPU/GPU, bfloat16 on TPU
     jit_compile: str = "auto"  # "auto" (Keras's choice), "true" or "false"
+    # The whole run's wall-clock limit: "4h30m", "90m", "600s", seconds, "auto" (on Kaggle its run
+    # limit minus a margin, else none) or None; see monet_keras.train.budget.
+    time_budget: str | float | None = "auto"
 
     # outputs
     evaluate: bool = True
@@ -119,6 +122,10 @@ class ExperimentConfig:
         from monet_keras.model.diffaugment import parse_policy
 
         parse_policy(self.diffaugment)
+        if self.time_budget != "auto":
+            from monet_keras.train.budget import parse_duration
+
+            parse_duration(self.time_budget)
         return self
 
     # --- JSON round-trip -------------------------------------------------------------------
@@ -169,6 +176,12 @@ class ExperimentConfig:
 def _coerce(name, value, default, field):
     """Turn strings from the CLI or papermill into the field's type."""
     kind = field.type if isinstance(field.type, type) else None
+    if field.type == str | float | None:  # time_budget: a duration's text, seconds, "auto" or None
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise MonetKerasError(f"bad parameter {name}={value!r}: expected a duration, auto or none")
+        return value.strip() if isinstance(value, str) else value
     if field.type in ("int | None", int | None):
         if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
             return None

@@ -33,7 +33,7 @@ PROBE = ("import runpy, sys\n"
 OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
               "--epochs": None, "--batch-size": None, "--base-filters": None, "--seed": None,
-              "--steps-per-epoch": None, "--skip-corrupt": False, "--set": None},
+              "--steps-per-epoch": None, "--time-budget": None, "--skip-corrupt": False, "--set": None},
     "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32,
                   "--quality": 95, "--image-size": None, "--allow-small": False, "--skip-corrupt": False},
     "validate-zip": {"--allow-small": False},
@@ -43,9 +43,9 @@ OPTIONS = {
                  "--quiet": False},
     "figures": {"--run": None, "--data": None},
     "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,
-                    "--force": False, "--timeout": None, "--on": "local", "--owner": None,
-                    "--accelerator": None, "--max-parallel": None, "--kernel-prefix": "monet-cyclegan-",
-                    "--poll-interval": 60.0, "--dry-run": False},
+                    "--force": False, "--timeout": None, "--time-budget": None, "--on": "local",
+                    "--owner": None, "--accelerator": None, "--max-parallel": None,
+                    "--kernel-prefix": "monet-cyclegan-", "--poll-interval": 60.0, "--dry-run": False},
     "package-kaggle": {"--id": None, "--title": "monet-keras library", "--kernel-title": "Monet CycleGAN",
                        "--license": "other", "--force": False},
 }

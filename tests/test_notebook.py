@@ -56,7 +56,7 @@ def test_notebook_sections_follow_the_report():
                 if c["cell_type"] == "markdown"]
     sections = [h[3:] for h in headings if h.startswith("## ")]
     assert sections == ["Setup", "Data description", "Train the CycleGAN", "Learning curves", "Examples",
-                        "Diagnostics", "Submission", "Evaluate", "Outputs"]
+                        "Diagnostics", "Submission", "Evaluate", "Time budget", "Outputs"]
 
 
 def test_committed_notebook_is_what_the_generator_writes():
@@ -70,10 +70,10 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     run = experiment_runs.run_dir("Os")
     figures = ("fig02_images_per_domain.png", "fig03_pixel_histograms.png", "learning_curves.png",
                "fig17_examples.png", "augmentation_examples.png", "diffaugment_examples.png",
-               "self_adversarial_check.png", "memorization_report.png")
+               "self_adversarial_check.png", "memorization_report.png", "time_budget.png")
     for name in ("monet_cyclegan.ipynb", "papermill.log", "result.json", "config.json", "history.csv",
                  "monet_generator.keras", "photo_generator.keras", "self_adversarial_check.json",
-                 "scores.json", "images.zip", *figures):
+                 "scores.json", "images.zip", "timing.json", *figures):
         assert os.path.getsize(os.path.join(run, name)) > 0, name
     for png in figures:
         with Image.open(os.path.join(run, png)) as image:
@@ -97,7 +97,7 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     assert all(c["execution_count"] is not None for c in code)
     assert not any(o["output_type"] == "error" for c in code for o in c["outputs"])
     images = [o for c in code for o in c["outputs"] if "image/png" in o.get("data", {})]
-    assert len(images) == 8  # Figs. 2, 3, 16, 17, 11, 13, 15 and the memorization report
+    assert len(images) == 9  # Figs. 2, 3, 16, 17, 11, 13, 15, the memorization report, the time budget
     text = "".join("".join(o.get("text", "")) for c in code for o in c["outputs"])
     assert "NOT comparable to Kaggle" in text
 

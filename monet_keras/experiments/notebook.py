@@ -216,3 +216,49 @@ def evaluate_run(config, data, generated, extractor=None):
                               json_path=run.scores_json, report_path=run.memorization_report_png, verbose=0)
     print(metrics.format_scores(scores))
     return scores
+
+
+def reserve_after_training(config, data, extractor=None):
+    """Seconds the time budget keeps for the notebook's work after training other than images.zip:
+    the evaluation (``extractor`` timed on two batches, for every photo and painting) and the
+    figures (:data:`monet_keras.train.budget.FIGURES_S`)."""
+    from monet_keras.figures import describe
+    from monet_keras.train import budget
+
+    seconds = budget.FIGURES_S
+    if config.evaluate and extractor is not None:
+        seconds += budget.measure_evaluation(extractor, sum(describe.count_images(data).values()))
+    return seconds
+
+
+def time_report(config, run_clock, result):
+    """Where the run's time went, against its budget: prints a table, writes ``RUN_DIR/timing.json``
+    and the figure ``RUN_DIR/time_budget.png``; returns the figure's path.
+
+    ``run_clock``: the notebook's :class:`~monet_keras.train.budget.RunClock`; ``result``: training's
+    :class:`~monet_keras.train.training.RunResult` (planned and trained epochs)."""
+    import json
+
+    from monet_keras.figures import plots
+    from monet_keras.train import budget
+    from tfrecords_tools.atomic import write_text
+
+    report = run_clock.report()
+    phases = report["phases_s"]
+    report["phases_s"] = {"setup and data": max(0.0, round(report["elapsed_s"] - sum(phases.values()), 3)),
+                          **phases}
+    report.update(planned_epochs=result.planned_epochs, epochs=result.resumed_from + result.epochs_trained,
+                  epochs_trained=result.epochs_trained, stopped=result.stopped)
+    run = RunFolder(config.out_dir)
+    write_text(run.timing_json, json.dumps(report, indent=2) + "\n")
+    budget_s = report["budget_s"]
+    planned = "-" if result.planned_epochs is None else result.planned_epochs
+    print(f"epochs: planned {planned}, trained {report['epochs']} ({result.epochs_trained} in this run)"
+          + (f"; {result.stopped}" if result.stopped else ""))
+    for name, seconds in report["phases_s"].items():
+        print(f"{name:<16} {seconds:>9.1f} s")
+    print(f"{'total':<16} {report['elapsed_s']:>9.1f} s of "
+          + ("no budget" if budget_s is None else f"a {budget.format_seconds(budget_s)} budget"))
+    plots.time_budget(report["phases_s"], budget_s, save_path=run.time_budget_png)
+    return run.time_budget_png
+

@@ -58,6 +58,7 @@ holdout_monet = 0
 skip_corrupt = False      # True = leave out (and count) unreadable or odd images instead of stopping
 seed = 42
 precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
+time_budget = "auto"      # whole run: "4h30m", "90m", "600s", seconds; auto = Kaggle's 300 min - 15; None
 evaluate = True           # MiFID estimate and memorization report
 make_submission = True    # images.zip in out_dir
 jpeg_quality = 95""", ["parameters"]),
@@ -84,7 +85,9 @@ if importlib.util.find_spec("monet_keras") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheels[-1]],
                    check=True)
 import monet_keras
+from monet_keras.train import budget
 
+run_clock = budget.RunClock()  # the time budget counts from here
 print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.__file__)}")"""),
     ("code", """\
 from monet_keras.accel import runtime
@@ -96,6 +99,7 @@ from tfrecords_tools.console import log_to_console
 log_to_console()  # the kit's progress messages in the cell outputs
 strategy = runtime.pick_strategy()
 config = nb.config_from_namespace(globals(), strategy)
+run_clock.set_budget(config.time_budget)
 run = RunFolder(config.out_dir)
 print(f"variant {config.variant}; differs from the default Os model in: {nb.changed_fields(config)}")"""),
     ("markdown", """\
@@ -118,9 +122,15 @@ U-Net generators, PatchGAN discriminators, lambda_cycle = 10, identity 0.5 * lam
 
 {variants_table()}
 
-Training resumes from the run folder's last checkpoint when it is run again."""),
+Training resumes from the run folder's last checkpoint when it is run again. With a
+`time_budget`, the run times its steps and plans how many epochs fit, keeping time for
+`images.zip`, the evaluation and the figures; it stops at an epoch boundary inside the plan
+(see `budget.json` in the run folder)."""),
     ("code", """\
-result = training.train(config, strategy=strategy, data=data)
+extractor = nb.pick_extractor() if config.evaluate else None
+reserve_s = nb.reserve_after_training(config, data, extractor) if run_clock.budget_s else 0.0
+with run_clock.phase("training"):
+    result = training.train(config, strategy=strategy, data=data, clock=run_clock, reserve_s=reserve_s)
 print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; "
       f"generator: {result.generator_path}")"""),
     ("markdown", """\
@@ -129,13 +139,15 @@ print(f"{result.epochs_trained} epoch(s) trained in {result.seconds:.0f} s; "
 Adversarial losses of both generators and both discriminators, and the cycle-consistency loss,
 per epoch (report Fig. 16 a-e), from the run's `history.csv`."""),
     ("code", """\
-nb.show(run.learning_curves_png)"""),
+with run_clock.phase("figures"):
+    nb.show(run.learning_curves_png)"""),
     ("markdown", """\
 ## Examples
 
 Photos and their Monet-style translation by the trained generator (report Fig. 17)."""),
     ("code", """\
-nb.show(nb.example_translations(config, data, result.generator, count=6))"""),
+with run_clock.phase("figures"):
+    nb.show(nb.example_translations(config, data, result.generator, count=6))"""),
     ("markdown", """\
 ## Diagnostics
 
@@ -146,16 +158,20 @@ input in invisible noise reconstructs well without the noise and badly with it."
     ("code", """\
 from monet_keras.figures import self_adversarial
 
-check = self_adversarial.write_figures(run.path, data)
-for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png):
-    nb.show(png)"""),
+with run_clock.phase("figures"):
+    check = self_adversarial.write_figures(run.path, data)
+    for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png):
+        nb.show(png)"""),
     ("markdown", """\
 ## Submission
 
 Every photo translated into `images.zip` in the run folder (on Kaggle: `/kaggle/working/images.zip`)
 and checked as Kaggle would: a flat zip of 7,000 to 10,000 JPEGs of 256x256x3."""),
     ("code", """\
-images_zip = nb.write_images_zip(config, data, result.generator) if config.make_submission else None"""),
+images_zip = None
+if config.make_submission:
+    with run_clock.phase("images.zip"):
+        images_zip = nb.write_images_zip(config, data, result.generator)"""),
     ("markdown", """\
 ## Evaluate
 
@@ -166,9 +182,17 @@ pretrained InceptionV3 weights a stand-in extractor is used and the numbers are 
 *NOT comparable to Kaggle*."""),
     ("code", """\
 if config.evaluate:
-    generated = images_zip or nb.translated_photos(config, data, result.generator)
-    scores = nb.evaluate_run(config, data, generated)
-    nb.show(run.memorization_report_png)"""),
+    with run_clock.phase("evaluation"):
+        generated = images_zip or nb.translated_photos(config, data, result.generator)
+        scores = nb.evaluate_run(config, data, generated, extractor=extractor)
+        nb.show(run.memorization_report_png)"""),
+    ("markdown", """\
+## Time budget
+
+Where the time went: planned and trained epochs, and the seconds of each part of the run
+against `time_budget` (also in `timing.json` in the run folder)."""),
+    ("code", """\
+nb.show(nb.time_report(config, run_clock, result))"""),
     ("markdown", """\
 ## Outputs
 

@@ -146,3 +146,20 @@ def variant_bars(variants, values, title, ylabel, reference=None, save_path=None
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.12)
     return save(figure, save_path)
+
+
+def time_budget(phases, budget_s=None, save_path=None):
+    """Where a run's time went: one horizontal bar per phase (``{name: seconds}``, in order), their
+    running total against the budget (a line; none without a budget)."""
+    names, seconds = list(phases), np.asarray(list(phases.values()), dtype=np.float64)
+    starts = np.concatenate([[0.0], np.cumsum(seconds)[:-1]])
+    figure = new_figure(8, 0.5 * len(names) + 1.5)
+    ax = figure.subplots()
+    ax.barh(names, seconds, left=starts, color="tab:blue")
+    ax.invert_yaxis()
+    if budget_s is not None:
+        ax.axvline(budget_s, color="tab:red", linestyle="--", label=f"budget {budget_s:.0f} s")
+        ax.legend(loc="lower right")
+    ax.set_xlabel("seconds since the run started")
+    ax.set_title(f"where the time went: {seconds.sum():.0f} s")
+    return save(figure, save_path)

@@ -20,11 +20,15 @@ from monet_keras.train.run_folder import read_history, write_history
 # --- history and samples ------------------------------------------------------------------
 
 class HistoryCSV(keras.callbacks.Callback):
-    """Append one row per finished epoch to ``path``, keeping rows of earlier, resumed epochs."""
+    """Append one row per finished epoch to ``path``, keeping rows of earlier, resumed epochs.
 
-    def __init__(self, path, initial_epoch=0):
+    ``columns``: a function returning more ``{column: value}`` for the row (e.g. the time budget's
+    planned epochs), called after the callbacks before this one have seen the epoch's end."""
+
+    def __init__(self, path, initial_epoch=0, columns=None):
         super().__init__()
         self.path = path
+        self.columns = columns
         self.rows = [r for r in read_history(path) if r["epoch"] <= initial_epoch]
         write_history(path, self.rows)
         self._start = None
@@ -38,6 +42,8 @@ class HistoryCSV(keras.callbacks.Callback):
         optimizer = self.model.monet_generator_optimizer
         row["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         row["seconds"] = round(time.time() - self._start, 3)
+        if self.columns is not None:
+            row.update(self.columns())
         self.rows.append(row)
         write_history(self.path, self.rows)
 

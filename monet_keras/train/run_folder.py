@@ -9,6 +9,8 @@
     monet_generator.keras        photo -> Monet; loads with ``keras.saving.load_model`` alone
     photo_generator.keras        Monet -> photo, for the self-adversarial check
     holdout_monet.txt            the Monet paintings kept out of training, one name a line
+    budget.json                  the time budget's plan: budget, reserve, planned epochs, why it stopped
+    timing.json, time_budget.png where the notebook's time went, against the budget
     images.zip                   the submission
     scores.json, memorization_report.png                   the evaluation
     fig02_images_per_domain.png, fig03_pixel_histograms.png, fig17_examples.png   the notebook's figures
@@ -46,6 +48,9 @@ class RunFolder:
     monet_generator_keras = _file("monet_generator.keras", "the trained photo -> Monet generator")
     photo_generator_keras = _file("photo_generator.keras", "the trained Monet -> photo generator")
     holdout_monet_txt = _file("holdout_monet.txt", "names of the Monet paintings kept out of training")
+    budget_json = _file("budget.json", "the time budget's plan and why training stopped")
+    timing_json = _file("timing.json", "seconds per phase of the notebook run, against the budget")
+    time_budget_png = _file("time_budget.png", "where the time went (the notebook's last figure)")
     images_zip = _file("images.zip", "the submission")
     scores_json = _file("scores.json", "MiFID estimate, FID, KID, memorization distance")
     memorization_report_png = _file("memorization_report.png", "the memorization report")

@@ -8,6 +8,7 @@ epoch with model and optimizer state.
 """
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -23,8 +24,8 @@ from monet_keras.figures import plots
 from monet_keras.model import augment, networks
 from monet_keras.model.cyclegan import CycleGAN
 from monet_keras.model.image_pool import ImagePool
+from monet_keras.train import budget, checkpoints
 from monet_keras.train import callbacks as cb
-from monet_keras.train import checkpoints
 from monet_keras.train.run_folder import RunFolder
 from tfrecords_tools.atomic import atomic_path, write_text
 
@@ -35,7 +36,7 @@ SAMPLE_COUNT = 4
 # Fields a resumed run may change; every other field defines the experiment and must match.
 _RESUME_MAY_CHANGE = ("epochs", "lr_decay_epochs", "learning_rate", "steps_per_epoch", "out_dir",
                       "data_dir", "evaluate", "make_submission", "jpeg_quality", "jit_compile",
-                      "skip_corrupt", "precision")
+                      "skip_corrupt", "precision", "time_budget")
 
 
 @dataclasses.dataclass
@@ -47,6 +48,8 @@ class RunResult:
     resumed_from: int
     seconds: float
     generator: keras.Model  # what generator_path holds, in memory: the next steps need not reload it
+    planned_epochs: int | None = None  # the time budget's plan (None without a budget)
+    stopped: str = ""  # why the budget stopped training early, if it did
 
 
 def _optimizer(config, speed, ema=False):
@@ -161,14 +164,21 @@ def _check_resumable(run, config):
                 f"not {getattr(config, field)!r}; use another --out or the same settings to resume")
 
 
-def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None) -> RunResult:
+def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None, clock=None, reserve_s=0.0,
+          callbacks=()) -> RunResult:
     """Train ``config`` into ``config.out_dir``, resuming from its last checkpoint if there is one.
 
     ``data``: the run's :class:`~monet_keras.data.source.DataFolder`, maybe checked already (the
     notebook hands its own on, so the images are checked once); default: found at ``config.data_dir``.
+    ``clock``: the run's :class:`~monet_keras.train.budget.RunClock` with its budget (default: one
+    started now with ``config.time_budget``). With a budget, training is planned to end
+    ``reserve_s`` seconds (the caller's work after training: evaluation, figures) plus the
+    measured images.zip time before it (:mod:`monet_keras.train.budget`). ``callbacks``: more Keras
+    callbacks, run before the kit's own.
     """
     config.validate()
     start = time.time()
+    clock = clock or budget.RunClock(budget.resolve_budget(config.time_budget))
     run = RunFolder(config.out_dir)
     os.makedirs(run.path, exist_ok=True)
     _check_resumable(run, config)
@@ -193,29 +203,55 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None) ->
         logger.info(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
             f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
 
-    epochs_trained = 0
-    if initial_epoch < config.epochs:
+    timer = None
+    if initial_epoch < config.epochs and clock.budget_s is not None:
+        timer = _time_budget(config, gan, train_data, clock, reserve_s, initial_epoch)
+    if initial_epoch >= config.epochs:
+        logger.info(f"{run.path} already finished {initial_epoch} epochs; nothing to train")
+    elif timer is not None and clock.remaining() - timer.reserve_s <= 0:
+        timer.stopped = (f"the time budget ({budget.format_seconds(clock.budget_s)}) leaves no time to "
+                         f"train: {budget.format_seconds(clock.elapsed())} spent, "
+                         f"{budget.format_seconds(timer.reserve_s)} kept for images.zip and what follows; "
+                         f"the generator is saved as it is")
+        logger.warning(timer.stopped)
+    else:
         photos = first_images(train_data.photo, config.image_size, SAMPLE_COUNT)
-        callbacks = [
+        schedule = timer or cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs)
+        fit_callbacks = [
+            *callbacks,
             cb.StopOnNonFinite(train_data.steps_per_epoch),
-            cb.LinearDecay(config.learning_rate, config.epochs, config.lr_decay_epochs),
-            cb.HistoryCSV(run.history_csv, initial_epoch),
+            schedule,
+            cb.HistoryCSV(run.history_csv, initial_epoch, columns=timer and timer.history_columns),
             cb.SampleGrid(photos, run.sample_png),
             checkpoints.Checkpoint(run.checkpoints_dir),
         ]
         # A finite dataset is re-iterated (and so reshuffled) every epoch only when fit is not
         # given steps_per_epoch; a fixed steps_per_epoch comes with an endless dataset.
         gan.fit(train_data.dataset, epochs=config.epochs, initial_epoch=initial_epoch,
-                steps_per_epoch=config.steps_per_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-        epochs_trained = config.epochs - initial_epoch
-    else:
-        logger.info(f"{run.path} already finished {initial_epoch} epochs; nothing to train")
+                steps_per_epoch=config.steps_per_epoch, callbacks=fit_callbacks, verbose=verbose,
+                shuffle=False)
+    if timer is not None:
+        write_text(run.budget_json, json.dumps(timer.summary(), indent=2) + "\n")
 
     history = run.read_history()
+    epochs_trained = (history[-1]["epoch"] if history else 0) - initial_epoch
     if history:
         plots.learning_curves(history, save_path=run.learning_curves_png)
     generator = save_generator(gan, config, run.monet_generator_keras)
     save_photo_generator(gan, config, run.photo_generator_keras)
     logger.info(f"saved {run.monet_generator_keras}")
     return RunResult(run.path, run.monet_generator_keras, history, epochs_trained, initial_epoch,
-                     time.time() - start, generator)
+                     time.time() - start, generator, timer.planned_epochs if timer else None,
+                     timer.stopped if timer else "")
+
+
+def _time_budget(config, gan, train_data, clock, reserve_s, initial_epoch):
+    """The :class:`~monet_keras.train.budget.TimeBudget` of this run: ``reserve_s`` plus images.zip's
+    time, measured on a few batches of photos (when the run makes one)."""
+    zip_s = 0.0
+    if config.make_submission:
+        zip_s = budget.measure_translation(gan.monet_generator, train_data.photo, config.image_size,
+                                           train_data.n_photo, quality=config.jpeg_quality, clock=clock.clock)
+    logger.info(f"reserved after training: {zip_s:.0f} s for images.zip, {reserve_s:.0f} s for the rest")
+    return budget.TimeBudget(clock, reserve_s + zip_s, train_data.steps_per_epoch, config.epochs,
+                             initial_epoch, config.learning_rate, config.lr_decay_epochs)
