@@ -161,11 +161,12 @@ def translated_photos(config, data, generator_path, batch_size=16):
 
 
 def pick_extractor(weights="auto"):
-    """Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
+    """Kaggle's extractor if ``weights`` (or ``$MONET_KERAS_INCEPTION_WEIGHTS``) names a .pb graph,
+    else Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
     from monet_keras.evaluate import features
 
     try:
-        return features.inception_extractor(weights)
+        return features.extractor_for_weights(weights)
     except features.WeightsUnavailable as e:
         logger.info(f"{e}")
         logger.info(f"using the stand-in extractor instead: numbers {features.NOT_COMPARABLE}")
