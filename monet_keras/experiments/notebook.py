@@ -200,7 +200,7 @@ def evaluate_run(config, data, generated, extractor=None):
     """
     from monet_keras.evaluate import metrics
 
-    extractor = extractor or pick_extractor()
+    extractor = extractor or pick_extractor(config.inception_weights or "auto")
     run = RunFolder(config.out_dir)
     real = heldout_paintings(config, data)
     if real is None:
