@@ -6,7 +6,7 @@ DEMO_DATA := demo_data
 DEMO_RUN := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo demo-data test test-fast lint notebook wheel bench clean
+.PHONY: venv venv-compat demo demo-data test test-fast test-compat lint notebook wheel bench clean
 
 # The requirements, then the kit itself as an editable install (no PYTHONPATH needed anywhere).
 venv: $(VENV)/.installed
@@ -16,6 +16,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+# The oldest supported stack (Kaggle's images): a separate venv from requirements-kaggle.txt.
+COMPAT_VENV := .venv-compat
+COMPAT_PY := $(COMPAT_VENV)/bin/python
+venv-compat: $(COMPAT_VENV)/.installed
+
+$(COMPAT_VENV)/.installed: requirements-kaggle.txt pyproject.toml
+	test -x $(COMPAT_PY) || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_PY) -m pip install -q --upgrade pip
+	$(COMPAT_PY) -m pip install -q -r requirements-kaggle.txt
+	$(COMPAT_PY) -m pip install -q --no-deps -e .
 	touch $@
 
 demo-data: $(DEMO_DATA)/photo_tfrec
@@ -36,6 +48,12 @@ test: venv lint
 # The edit-run loop: everything but the tests that train or execute the notebook.
 test-fast: venv
 	$(PY) -m pytest -q -m "not slow"
+
+# The core tests and the notebook (papermill, tiny size) on the oldest supported stack.
+COMPAT_TESTS := test_networks test_losses test_data test_checkpoints test_training test_submission \
+    test_metrics test_kaggle_extractor test_notebook
+test-compat: venv-compat
+	$(COMPAT_PY) -m pytest -q $(patsubst %,tests/%.py,$(COMPAT_TESTS))
 
 lint: venv
 	$(PY) -m ruff check .

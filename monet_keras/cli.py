@@ -160,8 +160,8 @@ def _extractor(args):
     if args.stand_in:
         if args.weights is not None:
             raise MonetKerasError("use either --weights or --stand-in, not both")
-        return features.standin_extractor(image_size=args.image_size)
-    return features.inception_extractor(args.weights or "auto", image_size=args.image_size)
+        return features.standin_extractor(image_size=args.image_size or features.INCEPTION_SIZE)
+    return features.extractor_for_weights(args.weights or "auto", image_size=args.image_size)
 
 
 def _evaluate(args):
@@ -193,7 +193,8 @@ def _add_evaluate(commands):
                         help="check the images of the --real/--generated folders first and leave out "
                              "(and count) unreadable or odd ones, as train --skip-corrupt does")
     parser.add_argument("--weights", default=None,
-                        help=f"InceptionV3 weights: a .h5 file, or 'imagenet' (Keras download); "
+                        help=f"Kaggle's extractor: {features.GRAPH_FILE} (any .pb, the 2015 Inception "
+                             f"graph); or InceptionV3 weights: a .h5 file, or 'imagenet' (Keras download); "
                              f"default ${features.WEIGHTS_ENV} if set, else imagenet")
     parser.add_argument("--stand-in", action="store_true",
                         help=f"use the {features.STANDIN_NAME} extractor (fixed random weights) instead of "
@@ -201,9 +202,10 @@ def _add_evaluate(commands):
     parser.add_argument("--out", help="write the scores as JSON to this file")
     parser.add_argument("--report", help="write the memorization report (PNG) to this file")
     parser.add_argument("--batch-size", type=int, default=32, help="images per extractor call (default 32)")
-    parser.add_argument("--image-size", type=int, default=features.INCEPTION_SIZE,
-                        help=f"side images are resized to before the extractor (default and Kaggle: "
-                             f"{features.INCEPTION_SIZE})")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help=f"side images are resized to before the extractor (default: "
+                             f"{features.INCEPTION_SIZE} for InceptionV3, {features.KAGGLE_IMAGE_SIZE} for "
+                             f"the .pb graph, which resizes to 299 itself)")
     parser.add_argument("--kid-subset-size", type=int, default=metrics.KID_SUBSET_SIZE)
     parser.add_argument("--kid-subsets", type=int, default=metrics.KID_SUBSETS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the KID subsets (default 0)")

@@ -68,6 +68,7 @@ class ExperimentConfig:
 
     # outputs
     evaluate: bool = True
+    inception_weights: str = ""  # "" = $MONET_KERAS_INCEPTION_WEIGHTS or imagenet; a .pb = Kaggle's extractor
     make_submission: bool = True
     jpeg_quality: int = 95
 

@@ -39,7 +39,7 @@ OPTIONS = {
     "validate-zip": {"--allow-small": False},
     "evaluate": {"--generated": None, "--real": None, "--skip-corrupt": False, "--weights": None,
                  "--stand-in": False, "--out": None, "--report": None, "--batch-size": 32,
-                 "--image-size": 299, "--kid-subset-size": 1000, "--kid-subsets": 100, "--seed": 0,
+                 "--image-size": None, "--kid-subset-size": 1000, "--kid-subsets": 100, "--seed": 0,
                  "--quiet": False},
     "figures": {"--run": None, "--data": None},
     "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,

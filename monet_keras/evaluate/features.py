@@ -18,10 +18,15 @@ Extractors (:class:`FeatureExtractor`):
 - :func:`inception_extractor`: Keras InceptionV3, ``include_top=False``, ``pooling="avg"``:
   2048-d pool features. Weights: ``"imagenet"`` (Keras's download, cached in ``~/.keras``), a
   local weights file, ``$MONET_KERAS_INCEPTION_WEIGHTS``, or ``None`` (random init, for tests).
+- :func:`graph_extractor`: Kaggle's own extractor, the 2015 TensorFlow Inception graph
+  (``classify_image_graph_def.pb``, tensor ``pool_3``), fed as Kaggle's MiFID code feeds it.
 - :func:`standin_extractor`: a small convolutional network with fixed random weights drawn from
   a seed, for machines without the pretrained weights. Its numbers are NOT comparable to
   Kaggle's and are labelled so wherever they are printed or saved.
 - :func:`custom_extractor`: any callable ``images -> (n, d) features``.
+
+:func:`extractor_for_weights` picks between the first two by the weights file: a ``.pb`` GraphDef
+selects :func:`graph_extractor`, anything else :func:`inception_extractor`.
 """
 
 import dataclasses
@@ -50,6 +55,16 @@ KERAS_NOTOP_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
                    + KERAS_NOTOP_FILE)
 KERAS_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
+
+# Kaggle's extractor: the 2015 Inception graph as Kaggle's MiFID demo and TTUR's fid.py read it.
+GRAPH_NAME = "inception-2015-graph (Kaggle's extractor)"
+GRAPH_FILE = "classify_image_graph_def.pb"
+GRAPH_INPUT = "ExpandDims:0"
+GRAPH_OUTPUT = "pool_3:0"
+GRAPH_PREFIXES = ("", "FID_Inception_Net/", "Pretrained_Net/")  # as saved, or re-exported after import
+KAGGLE_IMAGE_SIZE = 256
+GRAPH_RESIZE = (f"none for {KAGGLE_IMAGE_SIZE} px images (others: bilinear to {KAGGLE_IMAGE_SIZE} first); "
+                "the graph's own ResizeBilinear to 299 on [0, 255] floats")
 
 STANDIN_NAME = "standin-randomconv-v1"
 NOT_COMPARABLE = "NOT comparable to Kaggle"
@@ -316,8 +331,9 @@ class FeatureExtractor:
     """A named map from (n, image_size, image_size, 3) float32 batches in [-1, 1] to (n, d) features.
 
     ``weights`` identifies the weights (a file's sha256, a seed); ``comparable_to_kaggle`` is True
-    only for Keras's ImageNet InceptionV3 weights at 299 px. ``model`` is the underlying Keras
-    model where there is one.
+    for Keras's ImageNet InceptionV3 weights at 299 px and for Kaggle's own extractor
+    (``kaggle_extractor``, :func:`graph_extractor`). ``resize`` says how images reach the network.
+    ``model`` is the underlying Keras model where there is one.
     """
 
     name: str
@@ -326,6 +342,8 @@ class FeatureExtractor:
     weights: str
     comparable_to_kaggle: bool = False
     model: object | None = None
+    kaggle_extractor: bool = False
+    resize: str = RESIZE_METHOD
 
     def __call__(self, images):
         return np.asarray(self.fn(images))
@@ -333,7 +351,9 @@ class FeatureExtractor:
     @property
     def label(self):
         """One line naming the extractor, its weights and whether its numbers compare to Kaggle's."""
-        if self.comparable_to_kaggle:
+        if self.kaggle_extractor:
+            verdict = "computed with Kaggle's extractor (the 2015 Inception graph, pool_3)"
+        elif self.comparable_to_kaggle:
             verdict = "comparable to Kaggle (same kind of features)"
         else:
             verdict = NOT_COMPARABLE
@@ -342,7 +362,8 @@ class FeatureExtractor:
     def describe(self):
         """The JSON-ready identity of this extractor."""
         return {"extractor": self.name, "weights": self.weights, "image_size": self.image_size,
-                "resize": RESIZE_METHOD, "comparable_to_kaggle": self.comparable_to_kaggle}
+                "resize": self.resize, "comparable_to_kaggle": self.comparable_to_kaggle,
+                "kaggle_extractor": self.kaggle_extractor}
 
 
 def _file_digests(path):
@@ -414,6 +435,89 @@ def inception_extractor(weights="auto", image_size=INCEPTION_SIZE) -> FeatureExt
     return FeatureExtractor(name="inception_v3", fn=model.predict_on_batch, image_size=image_size,
                             weights=identity, comparable_to_kaggle=official and image_size == INCEPTION_SIZE,
                             model=model)
+
+
+def graph_extractor(path, image_size=KAGGLE_IMAGE_SIZE) -> FeatureExtractor:
+    """Kaggle's extractor: the 2015 TensorFlow Inception graph's 2048-d ``pool_3`` features.
+
+    ``path``: ``classify_image_graph_def.pb`` (a frozen GraphDef, from the inception-2015-12-05
+    archive; on Kaggle attach a public dataset that holds it). The graph is imported with
+    ``tf.compat.v1.import_graph_def`` inside ``tf.compat.v1.wrap_function``, its
+    ``ExpandDims:0`` tensor replaced by a float32 batch of any size, and ``pool_3:0``
+    ([n, 1, 1, 2048]) read out. Tensor names may carry the prefix ``FID_Inception_Net/`` or
+    ``Pretrained_Net/`` (a graph re-exported after TTUR's or Kaggle's import).
+
+    How the images are fed, and why (from Kaggle's MiFID demo kernel, whose code follows TTUR's
+    fid.py, written from memory of that code, not re-read here): Kaggle reads each image with PIL
+    as uint8 RGB and feeds the array, values in [0, 255], unscaled, at its own size (the
+    competition checks that submitted images are 256x256 and does not resize them in production)
+    into ``Pretrained_Net/ExpandDims:0``, the tensor after the graph's ``DecodeJpeg`` and
+    ``Cast``. The graph itself then resizes to 299x299 with its ``ResizeBilinear`` op and
+    normalises with ``(x - 128) / 128``. So here: images (float32 in [-1, 1], as every extractor
+    receives them) are mapped back to [0, 255] floats with ``(x + 1) * 127.5`` (exact up to float
+    rounding for decoded JPEGs; not rounded to integers, so unquantised generator output is fed as
+    is); ``image_size`` defaults to 256, so 256 px images reach the graph untouched and the only
+    resize is the graph's own; images of other sizes are first resized to 256 by
+    :func:`resize_images`, which Kaggle would reject instead. Uncertain: whether Kaggle's
+    production scorer batches images (the demo feeds batches of 50 through the same tensor after
+    relaxing its static batch dimension of 1; batching does not change the per-image features).
+    """
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise MonetKerasError(f"cannot read Inception graph {path}: {e.strerror or e}") from None
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except DecodeError:
+        raise MonetKerasError(f"cannot read Inception graph {path}: not a TensorFlow GraphDef") from None
+    nodes = {node.name for node in graph_def.node}
+    prefix = next((p for p in GRAPH_PREFIXES
+                   if {p + GRAPH_INPUT[:-2], p + GRAPH_OUTPUT[:-2]} <= nodes), None)
+    if prefix is None:
+        raise MonetKerasError(f"{path} is not Kaggle's Inception graph: it has no {GRAPH_INPUT} and "
+                              f"{GRAPH_OUTPUT} tensors (expected {GRAPH_FILE})")
+
+    def imported(images):
+        (pool,) = tf.compat.v1.import_graph_def(graph_def, input_map={prefix + GRAPH_INPUT: images},
+                                                return_elements=[prefix + GRAPH_OUTPUT], name="")
+        return pool
+
+    spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+    try:
+        wrapped = tf.compat.v1.wrap_function(imported, [spec])
+    except (ValueError, tf.errors.OpError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise MonetKerasError(f"cannot import Inception graph {path}: {reason}") from None
+    # only the ops that pool_3 needs: the graph's JPEG-decoding head stays out
+    pool_3 = wrapped.prune(wrapped.inputs[0], wrapped.outputs[0])
+
+    def features(images):
+        pool = pool_3(tf.constant((images + 1.0) * 127.5, tf.float32))
+        return tf.reshape(pool, (len(images), -1)).numpy()
+
+    digest = _file_digests(path)[1]
+    return FeatureExtractor(name=GRAPH_NAME, fn=features, image_size=image_size,
+                            weights=f"sha256:{digest} ({os.path.basename(path)})",
+                            comparable_to_kaggle=True, kaggle_extractor=True, resize=GRAPH_RESIZE)
+
+
+def extractor_for_weights(weights="auto", image_size=None) -> FeatureExtractor:
+    """Kaggle's extractor for a ``.pb`` GraphDef, else Keras's InceptionV3 for ``weights``.
+
+    ``weights`` as :func:`resolve_inception_weights` takes it (so ``$MONET_KERAS_INCEPTION_WEIGHTS``
+    may name a .pb too). ``image_size``: None for each extractor's default (256 for the graph,
+    299 for InceptionV3).
+    """
+    path = resolve_inception_weights(weights)
+    if path is not None and path.lower().endswith(".pb"):
+        return graph_extractor(path, image_size or KAGGLE_IMAGE_SIZE)
+    return inception_extractor(path, image_size or INCEPTION_SIZE)
 
 
 def _quadrant_means(maps):

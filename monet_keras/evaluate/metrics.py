@@ -257,6 +257,10 @@ def scores_and_nearest(generated, real, distance_eps=DISTANCE_EPS, kid_subset_si
 
 
 def _note(extractor):
+    if extractor.kaggle_extractor:
+        return ("Computed with Kaggle's extractor (the 2015 Inception graph, pool_3, fed as Kaggle "
+                "feeds it); values differ from the leaderboard's through the paintings scored against. "
+                + ESTIMATE_NOTE)
     if extractor.comparable_to_kaggle:
         return ("Features from Keras's ImageNet InceptionV3; Kaggle's evaluator runs its own Inception "
                 "network, so values can differ from Kaggle's even on the same images. " + ESTIMATE_NOTE)

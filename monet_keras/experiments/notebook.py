@@ -166,11 +166,12 @@ def translated_photos(config, data, generator, batch_size=16):
 
 
 def pick_extractor(weights="auto"):
-    """Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
+    """Kaggle's extractor if ``weights`` (or ``$MONET_KERAS_INCEPTION_WEIGHTS``) names a .pb graph,
+    else Keras's ImageNet InceptionV3 if its weights can be had, else the labelled stand-in extractor."""
     from monet_keras.evaluate import features
 
     try:
-        return features.inception_extractor(weights)
+        return features.extractor_for_weights(weights)
     except features.WeightsUnavailable as e:
         logger.info(f"{e}")
         logger.info(f"using the stand-in extractor instead: numbers {features.NOT_COMPARABLE}")
@@ -204,7 +205,7 @@ def evaluate_run(config, data, generated, extractor=None):
     """
     from monet_keras.evaluate import metrics
 
-    extractor = extractor or pick_extractor()
+    extractor = extractor or pick_extractor(config.inception_weights or "auto")
     run = RunFolder(config.out_dir)
     real = heldout_paintings(config, data)
     if real is None:

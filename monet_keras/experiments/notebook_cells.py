@@ -60,6 +60,7 @@ seed = 42
 precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
 time_budget = "auto"      # whole run: "4h30m", "90m", "600s", seconds; auto = Kaggle's 300 min - 15; None
 evaluate = True           # MiFID estimate and memorization report
+inception_weights = ""    # "" = InceptionV3 (Keras, ImageNet); a classify_image_graph_def.pb = Kaggle's
 make_submission = True    # images.zip in out_dir
 jpeg_quality = 95""", ["parameters"]),
     ("markdown", """\
@@ -177,9 +178,10 @@ if config.make_submission:
 
 A **local estimate** of Kaggle's MiFID (FID divided by the thresholded memorization distance), with
 KID and the memorization report, against the Monet paintings in the data folder. Kaggle scores
-against paintings nobody sees, so the numbers differ from the leaderboard's. Without the
-pretrained InceptionV3 weights a stand-in extractor is used and the numbers are labelled
-*NOT comparable to Kaggle*."""),
+against paintings nobody sees, so the numbers differ from the leaderboard's. With
+`inception_weights` set to `classify_image_graph_def.pb` (attach a Kaggle dataset that holds it)
+the features are Kaggle's own (the 2015 Inception graph); otherwise Keras's ImageNet InceptionV3,
+and without its weights a stand-in extractor whose numbers are labelled *NOT comparable to Kaggle*."""),
     ("code", """\
 if config.evaluate:
     with run_clock.phase("evaluation"):
