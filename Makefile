@@ -42,18 +42,22 @@ demo: demo-data
 	    -p image_size 64 -p base_filters 16 -p epochs 12 -p batch_size 4
 	@echo "demo outputs in $(DEMO_RUN)/Os/"
 
+# Two pytest workers (a test file each at a time): most of a test's time is tracing and Python,
+# which one core does, so two workers finish the suite sooner on two cores.
+PYTEST := -m pytest -q -n 2 --dist loadfile
+
 test: venv lint
-	$(PY) -m pytest -q
+	$(PY) $(PYTEST)
 
 # The edit-run loop: everything but the tests that train or execute the notebook.
 test-fast: venv
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) $(PYTEST) -m "not slow"
 
 # The core tests and the notebook (papermill, tiny size) on the oldest supported stack.
 COMPAT_TESTS := test_networks test_losses test_data test_checkpoints test_training test_submission \
     test_metrics test_kaggle_extractor test_notebook
 test-compat: venv-compat
-	$(COMPAT_PY) -m pytest -q $(patsubst %,tests/%.py,$(COMPAT_TESTS))
+	$(COMPAT_PY) $(PYTEST) $(patsubst %,tests/%.py,$(COMPAT_TESTS))
 
 lint: venv
 	$(PY) -m ruff check .
