@@ -142,7 +142,7 @@ def _example(name, image_bytes, target="photo", drop=None):
     (_example("bad0", b"\xff\xd8\xff garbage"), "record 0"),
     (_example("bad0", jpeg_bytes(np.zeros((32, 32, 3))), drop="image"), "image"),
     (b"not an example at all", "record 0"),
-], ids=["corrupt JPEG", "no image feature", "not an Example"])  # ids, not proto bytes: stable across processes
+], ids=["corrupt JPEG", "no image feature", "not an Example"])  # proto bytes differ between processes
 def test_bad_record_stops_before_training(tmp_path, record, what):
     root = write_kaggle_folder(str(tmp_path), n_monet=4, n_photo=6, size=32)
     bad_file = _append_records(root, "photo", [record])
