@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, prepared for a GPU machine (none was available when it was written; see README.md).
 # Run from anywhere: bash benchmarks/gpu_check.sh   (about 6-8 minutes on one modern GPU)
-#  1. uses the installed TensorFlow if it sees a GPU, else installs tensorflow[and-cuda]==2.21.0
-#     and requirements.txt (without its tensorflow-cpu line) into /tmp/monet-venv-gpu;
+#  1. makes /tmp/monet-venv-gpu (seeing the machine's packages), installs tensorflow[and-cuda]==2.21.0
+#     and requirements.txt (without its tensorflow-cpu line) there unless the installed TensorFlow
+#     sees a GPU, and the kit itself (editable, no dependencies);
 #  2. bench_train.py at 256 px, batch 1 and 16, float32 / mixed_bfloat16 / mixed_float16,
 #     XLA off and on: reference vs kit step (on GPU the kit uses the fused step), FLOP/s against the GPU's measured matmul peak;
 #     bench_adam.py (Keras's Adam vs the fused kernel);
@@ -11,18 +12,19 @@
 # printed together at the end (and to $OUT/gpu_check.log, or /tmp/gpu_check.log).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="$PWD"
+export TF_CPP_MIN_LOG_LEVEL=2
 LOG=${OUT:-/tmp}/gpu_check.log
 : > "$LOG"
 
-PY=${PYTHON:-python3}
+"${PYTHON:-python3}" -m venv --system-site-packages /tmp/monet-venv-gpu
+PY=/tmp/monet-venv-gpu/bin/python
 if ! "$PY" -c "import tensorflow as tf, sys; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
     echo "installing tensorflow[and-cuda]==2.21.0 into /tmp/monet-venv-gpu" | tee -a "$LOG"
-    python3 -m venv /tmp/monet-venv-gpu && PY=/tmp/monet-venv-gpu/bin/python
     grep -v '^tensorflow-cpu' requirements.txt > /tmp/monet-venv-gpu/requirements-gpu.txt
     timeout 240 "$PY" -m pip install -q "tensorflow[and-cuda]==2.21.0" -r /tmp/monet-venv-gpu/requirements-gpu.txt \
         || { echo "error: could not install the GPU wheel (no network?)" | tee -a "$LOG"; exit 2; }
 fi
+"$PY" -m pip install -q --no-deps -e . || { echo "error: could not install the kit" | tee -a "$LOG"; exit 2; }
 "$PY" -c "import tensorflow as tf; print('GPUs:', tf.config.list_physical_devices('GPU'))" | tee -a "$LOG"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
 
