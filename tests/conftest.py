@@ -1,8 +1,11 @@
-"""Shared fixtures: a tiny procedural data set in the Kaggle layout."""
+"""Shared fixtures: a tiny procedural data set in the Kaggle layout, the fake Kaggle API and a HOME
+that points the kaggle CLI at it, and the kit's loggers restored after each test."""
 
 import logging
+import os
 
 import pytest
+from fake_kaggle import FakeKaggle
 
 from tfrecords_tools.console import KIT_LOGGERS
 
@@ -56,3 +59,25 @@ def kit_loggers_as_found():
     for logger, (level, handlers) in zip(loggers, saved, strict=True):
         logger.setLevel(level)
         logger.handlers[:] = handlers
+
+
+@pytest.fixture
+def fake():
+    with FakeKaggle() as server:
+        yield server
+
+
+@pytest.fixture
+def home(fake, tmp_path, monkeypatch):
+    """A clean HOME whose environment routes the kaggle CLI to ``fake``; no credentials yet
+    (tests/test_kaggle_submit.py, tests/test_kaggle_batch.py)."""
+    home = tmp_path / "home"
+    (home / ".kaggle").mkdir(parents=True)
+    env = fake.env(home, os.environ, KAGGLE_CONFIG_DIR=home / ".kaggle")
+    for name in list(os.environ):
+        if name not in env:
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    return home

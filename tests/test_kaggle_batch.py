@@ -8,7 +8,6 @@ test is a dry run plus one push by hand, the others use two or three variants.
 import base64
 import csv
 import json
-import os
 import shlex
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 import kaggle_submit
 from monet_keras import cli
 from monet_keras.experiments import kaggle_batch, notebook_cells
-from tests.fake_kaggle import DROP, FakeKaggle
+from tests.fake_kaggle import DROP
 from tfrecords_tools import kaggle_cli
 
 SLUGS = {"Os": "monet-cyclegan-os", "Us": "monet-cyclegan-us", "Os+Aug": "monet-cyclegan-os-aug",
@@ -26,27 +25,6 @@ FOLDERS = {"Os": "Os", "Us": "Us", "Os+Aug": "Os_Aug", "Us+Aug": "Us_Aug", "Os+D
            "Us+DiffAug": "Us_DiffAug"}
 HISTORY = ("epoch,monet_gen_loss,photo_gen_loss,monet_disc_loss,photo_disc_loss,cycle_loss\n"
            "1,2.5,2.25,0.75,0.5,4.0\n2,2.0,1.75,0.625,0.375,3.0\n")
-
-
-@pytest.fixture
-def fake():
-    with FakeKaggle() as server:
-        yield server
-
-
-@pytest.fixture
-def home(fake, tmp_path, monkeypatch):
-    """A clean HOME whose environment routes the kaggle CLI to ``fake``; no credentials."""
-    home = tmp_path / "home"
-    (home / ".kaggle").mkdir(parents=True)
-    env = fake.env(home, os.environ, KAGGLE_CONFIG_DIR=home / ".kaggle")
-    for name in list(os.environ):
-        if name not in env:
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return home
 
 
 @pytest.fixture

@@ -20,34 +20,13 @@ from PIL import Image
 
 import kaggle_submit
 from monet_keras.errors import MonetKerasError
-from tests.fake_kaggle import DROP, FakeKaggle
+from tests.fake_kaggle import DROP
 from tfrecords_tools import kaggle_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
                        "source": ["import monet_keras\n", "print('hello')"]}],
             "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-
-
-@pytest.fixture
-def fake():
-    with FakeKaggle() as server:
-        yield server
-
-
-@pytest.fixture
-def home(fake, tmp_path, monkeypatch):
-    """A clean HOME whose environment routes the kaggle CLI to ``fake``; no credentials yet."""
-    home = tmp_path / "home"
-    (home / ".kaggle").mkdir(parents=True)
-    env = fake.env(home, os.environ, KAGGLE_CONFIG_DIR=home / ".kaggle")
-    for name in list(os.environ):
-        if name not in env:
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
-    return home
 
 
 def _kaggle_json(home, fake):
