@@ -31,8 +31,8 @@ command and of a tutorial-style ``fit`` loop (:func:`tutorial_fit`: Keras's own 
 ``CycleGAN(fused_step=False)``, ``model.fit`` on a plain TFRecord pipeline, ``verbose=0``, no
 callbacks), each in its own process on a fresh 256-px demo data set, with ``--cli-steps`` (few,
 many) steps; a variant's marginal step is (T(many) - T(few)) / (many - few), which leaves out
-start-up, tracing and the epoch's end. Runs alternate between the two and the kit's bench step
-(this script's ``kit`` variant in its own process) for ``--rounds`` rounds.
+start-up, tracing and the epoch's end. Runs alternate between the two and the bench steps of
+``kit`` and ``reference`` (this script, in its own process) for ``--rounds`` rounds.
 
 Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``;
 ``python benchmarks/bench_train.py --cli --sizes 256 --rounds 2``.
@@ -194,12 +194,13 @@ def _timed_run(command):
 
 def cli_step_times(args, size):
     """Marginal s/step of the ``train`` command and of :func:`tutorial_fit` per round, and the
-    kit's bench step (median over ``--steps``), each run in its own process, alternating."""
+    kit's and the reference's bench steps (medians over ``--steps``, timed alternately in one
+    process), each run in its own process, alternating."""
     from tfrecords_tools.demo import make_demo
 
     few, many = args.cli_steps
     base = str(args.base_filters)
-    results = {"command": [], "tutorial": [], "kit": []}
+    results = {"command": [], "tutorial": [], "kit": [], "reference": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "demo")
         make_demo(data, n_monet=30, n_photos=60, size=256, seed=0)
@@ -216,7 +217,7 @@ def cli_step_times(args, size):
 
         kit = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", "1",
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--base-filters", base,
-               "--variants", "kit", "--no-peak", "--no-pipeline", "--json"]
+               "--variants", "reference,kit", "--no-peak", "--no-pipeline", "--json"]
         for round_ in range(args.rounds):
             for name, make in (("command", command), ("tutorial", tutorial)):
                 (t_few, _), (t_many, _) = (_timed_run(make(n, f"{name}-{round_}-{n}")) for n in (few, many))
@@ -224,8 +225,11 @@ def cli_step_times(args, size):
                 print(f"  {name}: {few} steps {t_few:.1f} s, {many} steps {t_many:.1f} s -> "
                       f"{results[name][-1]:.3f} s/step", flush=True)
             _, out = _timed_run(kit)
-            results["kit"].append(json.loads(out.strip().splitlines()[-1])["times"]["kit"])
-            print(f"  kit bench step: {results['kit'][-1]:.3f} s/step", flush=True)
+            bench = json.loads(out.strip().splitlines()[-1])["times"]
+            for name in ("kit", "reference"):
+                results[name].append(bench[name])
+            print(f"  bench steps: kit {bench['kit']:.3f} s/step, reference {bench['reference']:.3f}",
+                  flush=True)
     return results
 
 
@@ -239,7 +243,8 @@ def _cli_main(args):
         median = {name: statistics.median(times) for name, times in results.items()}
         command, tutorial, kit = median["command"], median["tutorial"], median["kit"]
         print(f"{size} px: command {command:.3f} s/step, tutorial fit {tutorial:.3f}, "
-              f"kit bench step {kit:.3f} (medians over rounds); "
+              f"kit bench step {kit:.3f}, reference bench step {median['reference']:.3f} "
+              f"(medians over rounds); "
               f"command speed over tutorial {tutorial / command:.2f}x, "
               f"command step / kit step {command / kit:.3f}", flush=True)
 
