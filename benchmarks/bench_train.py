@@ -26,7 +26,16 @@ Also printed:
 - the input pipeline's images/s (monet_keras.data.paired_dataset over a 256-px demo data set in
   TFRecords), to compare with the images/s training consumes (2 * batch per step).
 
-Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``.
+``--cli`` times what a user feels instead: whole runs of the real ``python -m monet_keras train``
+command and of a tutorial-style ``fit`` loop (:func:`tutorial_fit`: Keras's own layers and Adam,
+``CycleGAN(fused_step=False)``, ``model.fit`` on a plain TFRecord pipeline, ``verbose=0``, no
+callbacks), each in its own process on a fresh 256-px demo data set, with ``--cli-steps`` (few,
+many) steps; a variant's marginal step is (T(many) - T(few)) / (many - few), which leaves out
+start-up, tracing and the epoch's end. Runs alternate between the two and the bench steps of
+``kit`` and ``reference`` (this script, in its own process) for ``--rounds`` rounds.
+
+Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``;
+``python benchmarks/bench_train.py --cli --sizes 256 --rounds 2``.
 """
 
 import argparse
@@ -152,6 +161,94 @@ def pipeline_images_per_second(batch, n_batches=100, size=256):
         return 2 * batch * n_batches / (time.perf_counter() - start)
 
 
+def tutorial_fit(data_dir, size, base, steps):
+    """The Kaggle tutorial's training, as its notebook does it: TFRecords -> decode -> zip -> fit,
+    Keras's own layers and Adam, the straightforward step, no callbacks, ``verbose=0``;
+    ``steps`` steps in one epoch."""
+    def images(domain):
+        files = tf.io.gfile.glob(os.path.join(data_dir, f"{domain}_tfrec", "*.tfrec"))
+
+        def read(record):
+            image = tf.io.decode_jpeg(tf.io.parse_single_example(
+                record, {"image": tf.io.FixedLenFeature([], tf.string)})["image"], channels=3)
+            return tf.reshape(tf.cast(image, tf.float32) / 127.5 - 1, (size, size, 3))
+        return tf.data.TFRecordDataset(files).map(read, num_parallel_calls=tf.data.AUTOTUNE).repeat().batch(1)
+
+    keras.utils.set_random_seed(0)
+    nets = _networks(size, base, "float32", small_map_matmul=False)
+    gan = CycleGAN(**nets, fused_step=False, seed=0)
+    gan.compile(*[keras.optimizers.Adam(2e-4, beta_1=0.5) for _ in range(4)])
+    pairs = tf.data.Dataset.zip((images("monet"), images("photo")))
+    gan.fit(pairs, epochs=1, steps_per_epoch=steps, verbose=0)
+
+
+def _timed_run(command):
+    """Wall seconds of ``command`` run to its end (it must succeed)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return seconds, done.stdout
+
+
+def cli_step_times(args, size):
+    """Marginal s/step of the ``train`` command and of :func:`tutorial_fit` per round, and the
+    kit's and the reference's bench steps (medians over ``--steps``, timed alternately in one
+    process), each run in its own process, alternating."""
+    from tfrecords_tools.demo import make_demo
+
+    few, many = args.cli_steps
+    base = str(args.base_filters)
+    results = {"command": [], "tutorial": [], "kit": [], "reference": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "demo")
+        make_demo(data, n_monet=30, n_photos=60, size=256, seed=0)
+
+        def command(steps, run):
+            return [sys.executable, "-m", "monet_keras", "train", "--data", data, "--out",
+                    os.path.join(tmp, run), "--image-size", str(size), "--base-filters", base,
+                    "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", str(steps),
+                    "--time-budget", "none", *args.cli_set]
+
+        def tutorial(steps, run):
+            return [sys.executable, os.path.abspath(__file__), "--tutorial-fit", data, "--sizes", str(size),
+                    "--base-filters", base, "--steps", str(steps)]
+
+        kit = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", "1",
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--base-filters", base,
+               "--variants", "reference,kit", "--no-peak", "--no-pipeline", "--json"]
+        for round_ in range(args.rounds):
+            for name, make in (("command", command), ("tutorial", tutorial)):
+                (t_few, _), (t_many, _) = (_timed_run(make(n, f"{name}-{round_}-{n}")) for n in (few, many))
+                results[name].append((t_many - t_few) / (many - few))
+                print(f"  {name}: {few} steps {t_few:.1f} s, {many} steps {t_many:.1f} s -> "
+                      f"{results[name][-1]:.3f} s/step", flush=True)
+            _, out = _timed_run(kit)
+            bench = json.loads(out.strip().splitlines()[-1])["times"]
+            for name in ("kit", "reference"):
+                results[name].append(bench[name])
+            print(f"  bench steps: kit {bench['kit']:.3f} s/step, reference {bench['reference']:.3f}",
+                  flush=True)
+    return results
+
+
+def _cli_main(args):
+    few, many = args.cli_steps
+    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, "
+          f"load average {os.getloadavg()[0]:.2f}; marginal s/step = (T({many}) - T({few})) / {many - few}, "
+          f"base {args.base_filters}, batch 1")
+    for size in args.sizes:
+        results = cli_step_times(args, size)
+        median = {name: statistics.median(times) for name, times in results.items()}
+        command, tutorial, kit = median["command"], median["tutorial"], median["kit"]
+        print(f"{size} px: command {command:.3f} s/step, tutorial fit {tutorial:.3f}, "
+              f"kit bench step {kit:.3f}, reference bench step {median['reference']:.3f} "
+              f"(medians over rounds); "
+              f"command speed over tutorial {tutorial / command:.2f}x, "
+              f"command step / kit step {command / kit:.3f}", flush=True)
+
+
 def _ints(text):
     return [int(x) for x in text.split(",")]
 
@@ -218,8 +315,19 @@ def main(argv=None):
     parser.add_argument("--base-filters", type=int, default=64)
     parser.add_argument("--no-peak", action="store_true", help="skip the matmul peak")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline")
+    parser.add_argument("--cli", action="store_true",
+                        help="time the real train command and a tutorial-style fit loop (marginal s/step)")
+    parser.add_argument("--cli-steps", type=_ints, default=[2, 12], help="with --cli: few,many steps per run")
+    parser.add_argument("--cli-set", action="append", default=[], metavar="ARG",
+                        help="with --cli: one more argument for the train command (repeatable), e.g. "
+                             "--cli-set=--set --cli-set=pool_size=50")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one config, for --isolate
+    parser.add_argument("--tutorial-fit", metavar="DATA", help=argparse.SUPPRESS)  # one run, for --cli
     args = parser.parse_args(argv)
+    if args.tutorial_fit:
+        return tutorial_fit(args.tutorial_fit, args.sizes[0], args.base_filters, args.steps)
+    if args.cli:
+        return _cli_main(args)
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
