@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 
+from tfrecords_tools import schema
 from tfrecords_tools.errors import EXIT_USAGE, UserError, run_command
 
 EXIT_PROBLEMS = 1
@@ -158,12 +159,15 @@ def build_parser():
         "download",
         help="download the competition data with the kaggle CLI, extract it safely, verify the counts")
     download.add_argument("out_dir", metavar="DIR")
-    download.add_argument("--competition", default="gan-getting-started", help="default gan-getting-started")
+    download.add_argument("--competition", default=schema.COMPETITION, help=f"default {schema.COMPETITION}")
     download.add_argument("--zip", help="extract and verify this already downloaded zip instead")
     download.add_argument("--force", action="store_true",
                           help="replace DIR if it is not empty (once verified)")
-    download.add_argument("--monet", type=int, default=300, help="Monet paintings expected (default 300)")
-    download.add_argument("--photos", type=int, default=7038, help="photos expected (default 7038)")
+    counts = schema.KAGGLE_COUNTS
+    download.add_argument("--monet", type=int, default=counts["monet"],
+                          help=f"Monet paintings expected (default {counts['monet']})")
+    download.add_argument("--photos", type=int, default=counts["photo"],
+                          help=f"photos expected (default {counts['photo']})")
     download.add_argument("--size", type=int, default=256, help="expected image side (default 256; 0: any)")
     download.add_argument("--attempts", type=int, default=3,
                           help="runs of the download in all when Kaggle fails transiently (default 3)")

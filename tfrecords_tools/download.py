@@ -23,8 +23,6 @@ from tfrecords_tools.outdir import check_writable_dir, new_directory
 
 logger = logging.getLogger(__name__)
 
-COMPETITION = "gan-getting-started"
-KAGGLE_COUNTS = {"monet": 300, "photo": 7038}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -74,12 +72,12 @@ def verify(root, expected=None, size=schema.KAGGLE_SIZE, shown_as=None):
     Every image is decoded (:func:`tfrecords_tools.scan.scan` with ``size``; any problem is an
     error), each domain must be present, and each of its folders present (``{domain}_tfrec``
     records, ``{domain}_jpg`` files) must hold exactly ``expected[domain]`` images (default
-    :data:`KAGGLE_COUNTS`: 300 Monet paintings, 7,038 photos). ``shown_as`` replaces ``root``
-    in messages (a temporary folder is reported as the folder it will become).
+    :data:`~tfrecords_tools.schema.KAGGLE_COUNTS`: 300 Monet paintings, 7,038 photos).
+    ``shown_as`` replaces ``root`` in messages (a temporary folder is reported as the folder it will become).
     """
     from tfrecords_tools.scan import problems_message, scan
 
-    expected = dict(KAGGLE_COUNTS if expected is None else expected)
+    expected = dict(schema.KAGGLE_COUNTS if expected is None else expected)
     shown_as = shown_as or root
     report = scan(root, expected_size=size)
     if report.problems:
@@ -117,7 +115,7 @@ def extract(zip_path, out_dir, force=False, expected=None, size=schema.KAGGLE_SI
         raise UserError(f"{zip_path}: not a readable zip archive ({e}); download it again") from None
 
 
-def download(out_dir, competition=COMPETITION, force=False, expected=None, size=schema.KAGGLE_SIZE,
+def download(out_dir, competition=schema.COMPETITION, force=False, expected=None, size=schema.KAGGLE_SIZE,
              attempts=3, retry_delay=5.0):
     """Download ``competition``'s data with the kaggle CLI into ``out_dir`` (see :func:`extract`).
 

@@ -306,5 +306,5 @@ def run_kaggle(args, credentials, attempts=1, retry_delay=5.0, final_step=None, 
                 line += f" (still failing after {len(delays) + 1} attempts)"
             raise KaggleCliFailed(line)
         logger.info(f"attempt {attempt + 1} of {len(delays) + 1} failed: {reason}; "
-                 f"trying again in {delays[attempt]:g} s")
+                    f"trying again in {delays[attempt]:g} s")
         sleep(delays[attempt])

@@ -19,6 +19,8 @@ from google.protobuf.message import DecodeError
 
 FEATURES = ("image_name", "image", "target")
 DOMAINS = ("monet", "photo")
+COMPETITION = "gan-getting-started"  # the Kaggle competition whose data this is
+KAGGLE_COUNTS = {"monet": 300, "photo": 7038}  # images per domain in the competition data
 KAGGLE_SIZE = 256
 KAGGLE_SHARDS = {"monet": 5, "photo": 20}  # files per domain in the competition data
 

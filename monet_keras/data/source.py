@@ -36,8 +36,7 @@ from tfrecords_tools.scan import scan
 
 logger = logging.getLogger(__name__)
 
-KAGGLE_COMPETITION = "gan-getting-started"
-KAGGLE_INPUT = "/kaggle/input/gan-getting-started"
+KAGGLE_INPUT = f"/kaggle/input/{schema.COMPETITION}"
 KAGGLE_WORKING = "/kaggle/working"  # where Kaggle collects a notebook's outputs
 
 # The built-in demo data: Kaggle's layout and image size, far fewer images.
@@ -86,7 +85,7 @@ def find_data(data_dir="", demo_dir=None, strategy=None, demo_monet=DEMO_MONET, 
         if isinstance(strategy, tf.distribute.TPUStrategy):
             try:
                 from kaggle_datasets import KaggleDatasets  # available on Kaggle only
-                return DataSource(KaggleDatasets().get_gcs_path(KAGGLE_COMPETITION), "kaggle-gcs")
+                return DataSource(KaggleDatasets().get_gcs_path(schema.COMPETITION), "kaggle-gcs")
             except ImportError:
                 pass
         return DataSource(KAGGLE_INPUT, "kaggle")

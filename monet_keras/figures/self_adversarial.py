@@ -121,8 +121,9 @@ def write_figures(run_dir, data=None, count=4):
                                        photos, monets, save_path=written[2])
     summary = {**dataclasses.asdict(result), "photo_gap": result.photo_gap, "monet_gap": result.monet_gap}
     write_text(run.self_adversarial_check_json, json.dumps(summary, indent=2) + "\n")
-    logger.info(f"self-adversarial check (noise {result.noise_std}): photo cycle L1 {result.photo_l1:.4f} -> "
-        f"{result.photo_l1_noisy:.4f}, Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
+    logger.info(f"self-adversarial check (noise {result.noise_std}): "
+                f"photo cycle L1 {result.photo_l1:.4f} -> {result.photo_l1_noisy:.4f}, "
+                f"Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
     for path in written:
         logger.info(f"wrote {path}")
     return result

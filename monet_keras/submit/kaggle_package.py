@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import os
+import pathlib
 import re
 import shutil
 import zipfile
@@ -28,11 +29,12 @@ import zipfile
 import monet_keras
 from monet_keras.errors import MonetKerasError
 from monet_keras.experiments import notebook_cells
+from tfrecords_tools import schema
 from tfrecords_tools.atomic import atomic_path, write_text
 
 PACKAGES = ("monet_keras", "tfrecords_tools")
 DISTRIBUTION = "monet_keras"  # the wheel's file-name form of "monet-keras"
-COMPETITION = "gan-getting-started"
+COMPETITION = schema.COMPETITION
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{4,48}[a-z0-9]$")
 
 
@@ -105,7 +107,7 @@ def write_wheel(directory):
     """
     version = monet_keras.__version__
     info = f"{DISTRIBUTION}-{version}.dist-info"
-    contents = [(name, open(path, "rb").read()) for name, path in library_files()]
+    contents = [(name, pathlib.Path(path).read_bytes()) for name, path in library_files()]
     contents += [
         (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: monet-keras\nVersion: {version}\n"
                              f"Summary: {monet_keras.__doc__.splitlines()[0]}\n".encode()),

@@ -153,7 +153,7 @@ def restore_latest(gan, directory):
         except (OSError, EOFError, ValueError, zipfile.BadZipFile, KeyError) as e:
             os.replace(path, path + ".bad")
             logger.warning(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
-                f"kept as {os.path.basename(path)}.bad, trying the previous one")
+                           f"kept as {os.path.basename(path)}.bad, trying the previous one")
     return 0
 
 

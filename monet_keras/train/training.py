@@ -190,9 +190,10 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None, cl
     logger.info(f"runs on {speed.describe()}")
 
     train_data = training_data(config, data)
+    held_out = f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""
     logger.info(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
-        f"({train_data.photo.kind}); sampling={config.sampling}, {train_data.steps_per_epoch} steps per epoch"
-        + (f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""))
+                f"({train_data.photo.kind}); sampling={config.sampling}, "
+                f"{train_data.steps_per_epoch} steps per epoch{held_out}")
     write_text(run.config_json, config.to_json())
     if train_data.holdout_names:
         run.write_holdout_names(train_data.holdout_names)
@@ -201,7 +202,7 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None, cl
     initial_epoch = checkpoints.restore_latest(gan, run.checkpoints_dir)
     if initial_epoch:
         logger.info(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
-            f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
+                    f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
 
     timer = None
     if initial_epoch < config.epochs and clock.budget_s is not None:
