@@ -46,8 +46,12 @@ demo: demo-data
 # which one core does, so two workers finish the suite sooner on two cores.
 PYTEST := -m pytest -q -n 2 --dist loadfile
 
+# The test files whose code runs on both Keras backends run a second time under JAX.
+JAX_TESTS := test_losses test_networks
+
 test: venv lint
 	$(PY) $(PYTEST)
+	KERAS_BACKEND=jax $(PY) $(PYTEST) $(patsubst %,tests/%.py,$(JAX_TESTS))
 
 # The edit-run loop: everything but the tests that train or execute the notebook.
 test-fast: venv
