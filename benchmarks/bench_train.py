@@ -119,7 +119,7 @@ def _step_function(variant, size, base, precision, jit):
     nets = _networks(size, base, precision, small_map_matmul=kit and speed.small_map_matmul)
     fused_step = {"reference": False, "fused": True, "kit": speed.fused_step}[variant]
     gan = CycleGAN(**nets, fused_step=fused_step, seed=0)
-    gan.compile(*[_optimizer(precision, kit and speed.fused_adam) for _ in range(4)])
+    gan.compile(_optimizer(precision, kit and speed.fused_adam))
     return tf.function(gan.train_step, jit_compile=jit), nets
 
 
@@ -177,7 +177,7 @@ def tutorial_fit(data_dir, size, base, steps):
     keras.utils.set_random_seed(0)
     nets = _networks(size, base, "float32", small_map_matmul=False)
     gan = CycleGAN(**nets, fused_step=False, seed=0)
-    gan.compile(*[keras.optimizers.Adam(2e-4, beta_1=0.5) for _ in range(4)])
+    gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5))
     pairs = tf.data.Dataset.zip((images("monet"), images("photo")))
     gan.fit(pairs, epochs=1, steps_per_epoch=steps, verbose=0)
 

@@ -34,7 +34,7 @@ def run(strategy, batches, optimizer=lambda: keras.optimizers.SGD(0.5)):
         )
         # Plain SGD by default: its update is proportional to the gradient, so a wrongly scaled
         # loss shows (Adam's first steps are nearly scale-invariant and would hide it).
-        gan.compile(*[optimizer() for _ in range(4)])  # builds the optimizer slots in this scope
+        gan.compile(optimizer())  # builds the optimizer slots in this scope
     PATHS[:] = [w.path for w in gan.trainable_weights]
     before = [keras.ops.convert_to_numpy(w).copy() for w in gan.trainable_weights]
     dataset = tf.data.Dataset.from_tensor_slices(batches).batch(BATCH)

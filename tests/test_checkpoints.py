@@ -18,11 +18,21 @@ NETWORKS = ("monet_generator", "photo_generator", "monet_discriminator", "photo_
 def _randomize(gan, seed):
     """Random weights and optimizer slots (one Adam step with random gradients)."""
     rng = np.random.default_rng(seed)
-    for network, optimizer in gan.networks_and_optimizers:
+    for network in gan.networks:
         for variable in network.weights:
             variable.assign(rng.normal(size=variable.shape).astype(np.float32))
-        gradients = [rng.normal(size=v.shape).astype(np.float32) for v in network.trainable_variables]
-        optimizer.apply(gradients, network.trainable_variables)
+    gradients = [rng.normal(size=v.shape).astype(np.float32) for v in gan.trainable_variables]
+    gan.optimizer.apply(gradients, gan.trainable_variables)
+
+
+def _slots(optimizer, weight):
+    """Adam's slots of ``weight``, found through Keras's own index of the optimizer's variables
+    (independently of the slot names the checkpoint keys are matched by)."""
+    index = optimizer._get_variable_index(weight)
+    slots = {"momentum": optimizer._momentums[index], "velocity": optimizer._velocities[index]}
+    if optimizer.use_ema:
+        slots["average"] = optimizer._model_variables_moving_average[index]
+    return slots
 
 
 def test_keys_are_the_variable_paths(tmp_path):
@@ -33,30 +43,32 @@ def test_keys_are_the_variable_paths(tmp_path):
         stored = {key: data[key] for key in data.files}
 
     # Expected keys from the networks' own weight paths and Keras's slot names, walked here.
-    expected = {"epoch"}
-    for network, optimizer in gan.networks_and_optimizers:
-        slots = {v.name: v for v in optimizer.variables}
-        slot_names = ("momentum", "velocity") + (("average",) if optimizer.use_ema else ())
+    # The generators share weight paths (both have down1_conv/kernel): each slot must be stored
+    # under its own network's key.
+    assert gan.monet_generator.weights[0].path == gan.photo_generator.weights[0].path
+    expected = {"epoch", "optimizer/iteration", "optimizer/learning_rate"}
+    for network in gan.networks:
         for weight in network.weights:
             key = f"{network.name}/{weight.path}"
             expected.add(key)
             np.testing.assert_array_equal(stored[key], keras.ops.convert_to_numpy(weight))
-            for slot in slot_names:
+            if not weight.trainable:
+                continue
+            slots = _slots(gan.optimizer, weight)
+            assert set(slots) == {"momentum", "velocity", "average"}
+            for slot, variable in slots.items():
                 expected.add(f"{key}/{slot}")
-                keras_slot = slots[weight.path.replace("/", "_") + "_" + slot]
-                np.testing.assert_array_equal(stored[f"{key}/{slot}"], keras.ops.convert_to_numpy(keras_slot))
-        expected |= {f"{network.name}/optimizer/iteration", f"{network.name}/optimizer/learning_rate"}
-        assert stored[f"{network.name}/optimizer/iteration"] == 1
+                np.testing.assert_array_equal(stored[f"{key}/{slot}"], keras.ops.convert_to_numpy(variable))
+    assert stored["optimizer/iteration"] == 1
     assert set(stored) == expected
     assert int(stored["epoch"]) == 7
-    assert "monet_generator/down1_conv/kernel" in stored  # the format the module documents
-    assert gan.monet_generator_optimizer.use_ema and not gan.monet_discriminator_optimizer.use_ema
+    assert "monet_generator/down1_conv/kernel/momentum" in stored  # the format the module documents
 
-    # Keys do not depend on the optimizers' names (newer Keras numbers them per process: adam,
+    # Keys do not depend on the optimizer's name (newer Keras numbers them per process: adam,
     # adam_1, ...; 3.8 does not, so one is renamed here before it builds its variables).
     other = build_gan(tiny("Os", data_dir="unused", ema_decay=0.9))
-    other.monet_generator_optimizer.name = "renamed_adam"
-    assert other.monet_generator_optimizer.name != gan.monet_generator_optimizer.name
+    other.optimizer.name = "renamed_adam"
+    assert other.optimizer.name != gan.optimizer.name
     assert checkpoints.checkpoint_variables(other).keys() == checkpoints.checkpoint_variables(gan).keys()
 
 
@@ -71,17 +83,18 @@ def _network(name, first):
 
 def _gan(first):
     gan = CycleGAN(*(_network(name, first) for name in NETWORKS), seed=0)
-    gan.compile(*(keras.optimizers.Adam(1e-3) for _ in NETWORKS))
+    gan.compile(keras.optimizers.Adam(1e-3))
     return gan
 
 
 def _by_name(gan):
     """Every weight and optimizer slot by its own name, so two gans can be compared independently of order."""
-    values = {}
-    for network, optimizer in gan.networks_and_optimizers:
-        values.update({f"{network.name}/{w.path}": keras.ops.convert_to_numpy(w) for w in network.weights})
-        values.update({f"{network.name}/opt/{v.name}": keras.ops.convert_to_numpy(v)
-                       for v in optimizer.variables})
+    values = {"iteration": keras.ops.convert_to_numpy(gan.optimizer.iterations)}
+    for network in gan.networks:
+        for w in network.weights:
+            values[f"{network.name}/{w.path}"] = keras.ops.convert_to_numpy(w)
+            values.update({f"{network.name}/{w.path}/{slot}": keras.ops.convert_to_numpy(v)
+                           for slot, v in _slots(gan.optimizer, w).items()})
     return values
 
 
@@ -104,7 +117,7 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
     gan = _gan(first="a")
     # The earlier format: arrays numbered by position.
     old = {f"net{i}/{j}": keras.ops.convert_to_numpy(w)
-           for i, (network, _) in enumerate(gan.networks_and_optimizers)
+           for i, network in enumerate(gan.networks)
            for j, w in enumerate(network.weights)}
     np.savez(os.path.join(tmp_path, "epoch-0001.npz"), epoch=np.array(1), **old)
     with pytest.raises(MonetKerasError, match=r"belongs to a different model: .*it lacks monet_\w+/a/\w+"
@@ -115,10 +128,10 @@ def test_position_keyed_or_other_model_checkpoint_is_a_different_model(tmp_path)
     # Same names, another shape.
     wider = CycleGAN(*(keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, name="a")], name=name)
                        for name in NETWORKS), seed=0)
-    wider.compile(*(keras.optimizers.Adam(1e-3) for _ in NETWORKS))
+    wider.compile(keras.optimizers.Adam(1e-3))
     narrow = CycleGAN(*(keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, name="a")], name=name)
                         for name in NETWORKS), seed=0)
-    narrow.compile(*(keras.optimizers.Adam(1e-3) for _ in NETWORKS))
+    narrow.compile(keras.optimizers.Adam(1e-3))
     checkpoints.save_checkpoint(wider, tmp_path / "wide", 1)
     with pytest.raises(MonetKerasError,
                        match=r"monet_generator/a/kernel has shape \(4, 5\), the model expects \(4, "):

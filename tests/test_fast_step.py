@@ -50,10 +50,9 @@ def _gan(fused, optimizer=None, small_map_matmul=True, spread=False, **kwargs):
         networks.build_discriminator(SIZE, BASE, seed=4, **matmul),
         seed=0, fused_step=fused, **kwargs)
     if spread:
-        for seed, network in enumerate((gan.monet_generator, gan.photo_generator,
-                                        gan.monet_discriminator, gan.photo_discriminator)):
+        for seed, network in enumerate(gan.networks):
             _spread_weights(network, seed)
-    gan.compile(*[(optimizer or (lambda: keras.optimizers.SGD(LR)))() for _ in range(4)])
+    gan.compile((optimizer or (lambda: keras.optimizers.SGD(LR)))())
     return gan
 
 
@@ -65,10 +64,10 @@ def _batch(batch=BATCH, seed=0):
 def _step(fused, batch=None, optimizer=None, small_map_matmul=True, spread=False, **kwargs):
     """(logs, per-network lists of gradients recovered from the SGD update) of one step."""
     gan = _gan(fused, optimizer, small_map_matmul, spread, **kwargs)
-    before = [[np.array(v) for v in net.trainable_variables] for net, _ in gan.networks_and_optimizers]
+    before = [[np.array(v) for v in net.trainable_variables] for net in gan.networks]
     logs = {k: float(v) for k, v in gan.train_step(batch or _batch()).items()}
     grads = [[(b - np.array(v)) / LR for b, v in zip(net_before, net.trainable_variables)]
-             for net_before, (net, _) in zip(before, gan.networks_and_optimizers)]
+             for net_before, net in zip(before, gan.networks)]
     return logs, grads
 
 
@@ -111,8 +110,8 @@ def test_fused_step_equals_reference_batch_one_and_three():
 
 
 def test_fused_step_with_loss_scaling_equals_reference():
-    # LossScaleOptimizer (scale 2**15): the fused step keeps one scaled backward pass per network,
-    # and apply_gradients unscales, so the update equals plain SGD's.
+    # LossScaleOptimizer (scale 2**15): both steps scale each pair's loss, and apply_gradients
+    # unscales, so the update equals plain SGD's.
     def optimizer():
         return keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LR))
     scaled = _step(True, optimizer=optimizer)
@@ -155,13 +154,20 @@ def test_fused_step_with_real_diffaugment_keeps_cycle_and_identity():
 def test_speed_policy_per_device():
     # Measured (benchmarks/README.md): on CPU the fused step is no faster at 256 px, the matmul
     # convolutions, fused Adam and malloc settings are; the GPU and TPU choices are unmeasured.
-    expected = {  # device, replicas: small_map_matmul, fused_step, fused_adam, tune_malloc
-        ("cpu", 1): (True, False, True, True),
-        ("gpu", 1): (False, True, True, False),
-        ("gpu", 2): (False, True, False, False),
-        ("tpu", 8): (False, True, False, False),
+    # The TensorFlow kernels (matmul convolutions, fused Adam) are TensorFlow's only.
+    expected = {  # backend, device, replicas: small_map_matmul, fused_step, fused_adam, tune_malloc
+        ("tensorflow", "cpu", 1): (True, False, True, True),
+        ("tensorflow", "gpu", 1): (False, True, True, False),
+        ("tensorflow", "gpu", 2): (False, True, False, False),
+        ("tensorflow", "tpu", 8): (False, True, False, False),
+        ("jax", "cpu", 1): (False, False, False, True),
+        ("jax", "cpu", 2): (False, False, False, True),
+        ("jax", "gpu", 1): (False, True, False, False),
+        ("jax", "tpu", 8): (False, True, False, False),
     }
-    for (device, replicas), switches in expected.items():
-        speed = policy.policy_for(device, replicas)
+    for (backend, device, replicas), switches in expected.items():
+        speed = policy.policy_for(device, replicas, backend=backend)
         assert (speed.small_map_matmul, speed.fused_step, speed.fused_adam, speed.tune_malloc) == switches
-    assert policy.resolve() == policy.policy_for("cpu", 1)  # this test machine
+        assert speed.precision == ("mixed_bfloat16" if device == "tpu" else "float32")
+    # this test machine
+    assert policy.resolve() == policy.policy_for("cpu", 1, backend=keras.backend.backend())

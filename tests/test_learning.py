@@ -43,7 +43,7 @@ def test_cyclegan_learns_a_colour_transform():
         networks.build_generator(SIZE, 16, seed=1), networks.build_generator(SIZE, 16, seed=2),
         networks.build_discriminator(SIZE, 16, seed=3), networks.build_discriminator(SIZE, 16, seed=4),
         seed=0, lambda_identity=0.5)
-    gan.compile(*[keras.optimizers.Adam(1e-3, beta_1=0.5) for _ in range(4)])
+    gan.compile(keras.optimizers.Adam(1e-3, beta_1=0.5))
 
     def distance_to(target):
         return float(np.mean(np.abs(gan.monet_generator(test_a, training=False).numpy() - target)))

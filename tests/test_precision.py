@@ -28,7 +28,7 @@ def test_one_step_mixed_precision_run(folder, tmp_path, precision, compute):
     assert conv.compute_dtype == compute and conv.kernel.dtype == "float32"
     assert gan.monet_generator.get_layer("to_image").compute_dtype == "float32"
     assert gan.monet_discriminator.get_layer("logits").compute_dtype == "float32"
-    loss_scaled = isinstance(gan.monet_generator_optimizer, keras.optimizers.LossScaleOptimizer)
+    loss_scaled = isinstance(gan.optimizer, keras.optimizers.LossScaleOptimizer)
     assert loss_scaled == (precision == "mixed_float16")
     assert keras.mixed_precision.dtype_policy().name == "float32"  # the policy did not leak
 

@@ -4,13 +4,14 @@ The networks, the CycleGAN and the optimizers take plain switches (``small_map_m
 ``fused_step``, the optimizer class); :func:`resolve` sets them from the device class and the
 replica count, by measurement where there is one (benchmarks/README.md):
 
-- ``small_map_matmul`` (:mod:`.smallconv`): CPU only, where it was measured faster; unmeasured
-  on GPU and TPU, where cuDNN and XLA may not need it.
+- ``small_map_matmul`` (:mod:`.smallconv`): TensorFlow on CPU only, where it was measured faster;
+  unmeasured on GPU and TPU, where cuDNN and XLA may not need it.
 - ``fused_step`` (:class:`~monet_keras.model.cyclegan.CycleGAN`): GPU and TPU, where bigger
   calls fill the device; on CPU it measured no faster.
-- ``fused_adam`` (:mod:`.fused_adam`): one replica, CPU or GPU (its kernel cannot address one
-  replica's copy of a mirrored variable; on TPU, XLA fuses Keras's update anyway).
-- ``tune_malloc`` (:mod:`.malloc`): CPU only, where the step's 1.2 GB of tensors per 256-px
+- ``fused_adam`` (:mod:`.fused_adam`, a TensorFlow kernel): one replica, CPU or GPU (its kernel
+  cannot address one replica's copy of a mirrored variable; on TPU, and on JAX everywhere, XLA
+  fuses Keras's update anyway).
+- ``tune_malloc`` (:mod:`.malloc`): CPU only (either backend), where the step's 1.2 GB of tensors per 256-px
   step go through glibc; ``MONET_KERAS_MALLOC=default`` turns it off.
 - ``precision``: ``"auto"`` means mixed bfloat16 on TPU, float32 elsewhere.
 """
@@ -19,13 +20,13 @@ import contextlib
 import dataclasses
 
 import keras
-import tensorflow as tf
 
 from monet_keras.accel import runtime
 
 
 @dataclasses.dataclass(frozen=True)
 class SpeedPolicy:
+    backend: str  # "tensorflow" or "jax"
     device: str  # "cpu", "gpu" or "tpu"
     replicas: int
     precision: str  # a Keras dtype policy name
@@ -37,25 +38,30 @@ class SpeedPolicy:
     def describe(self):
         tricks = [name for name in ("small_map_matmul", "fused_step", "fused_adam", "tune_malloc")
                   if getattr(self, name)]
-        return (f"{self.device}, {self.replicas} replica(s), {self.precision}; "
+        return (f"{self.backend}, {self.replicas} {self.device} device(s), {self.precision}; "
                 f"speed-ups: {', '.join(tricks) or 'none'}")
 
 
 def resolve(strategy=None, precision="auto"):
-    """The :class:`SpeedPolicy` for ``strategy`` (default: the current tf.distribute strategy)."""
-    strategy = strategy or tf.distribute.get_strategy()
-    return policy_for(runtime.device_class(strategy), strategy.num_replicas_in_sync, precision)
+    """The :class:`SpeedPolicy` for ``strategy`` (default: :func:`runtime.current_strategy`) on
+    the Keras backend in use."""
+    strategy = strategy or runtime.current_strategy()
+    return policy_for(runtime.device_class(strategy), strategy.num_replicas_in_sync, precision,
+                      keras.backend.backend())
 
 
-def policy_for(device, replicas=1, precision="auto"):
-    """The :class:`SpeedPolicy` of ``replicas`` devices of class ``device`` (see the module docstring)."""
+def policy_for(device, replicas=1, precision="auto", backend="tensorflow"):
+    """The :class:`SpeedPolicy` of ``replicas`` devices of class ``device`` on ``backend`` (see the
+    module docstring)."""
+    tensorflow = backend == "tensorflow"
     return SpeedPolicy(
+        backend=backend,
         device=device,
         replicas=replicas,
         precision=resolve_precision(precision, device),
-        small_map_matmul=device == "cpu",
+        small_map_matmul=tensorflow and device == "cpu",
         fused_step=device != "cpu",
-        fused_adam=replicas == 1 and device != "tpu",
+        fused_adam=tensorflow and replicas == 1 and device != "tpu",
         tune_malloc=device == "cpu",
     )
 

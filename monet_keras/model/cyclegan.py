@@ -5,13 +5,13 @@ Naming follows keras-io's CycleGAN example: ``fake_monet = G_monet(real_photo)``
 ``(real_monet, real_photo)`` pairs from :mod:`monet_keras.data`.
 
 Losses are per example and reduced over the *global* batch (see :mod:`monet_keras.model.losses`), so
-training under a ``tf.distribute`` strategy makes the same update as one device.
+training under a ``tf.distribute`` strategy, or on JAX under ``keras.distribution.DataParallel``,
+makes the same update as one device. One optimizer updates all four networks (see ``compile``).
 """
 
 from typing import NamedTuple
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from monet_keras.model import diffaugment, losses
@@ -65,13 +65,11 @@ class CycleGAN(keras.Model):
         image_pool_monet, image_pool_photo: optional history pools for discriminator fakes.
         seed: seed of the noise generator.
         fused_step: True batches the step's calls: each generator runs once on [other
-            domain, own domain] (fake and identity images) and once for the cycle, each
-            discriminator once on [real, fake], and each pair of networks (generators,
-            discriminators) takes one backward pass of its summed loss. False runs the
-            straightforward step (each generator three times, each discriminator twice, one
-            backward pass per network), the reference. Both compute the same losses and
-            gradients (instance norm is per image); with dropout or DiffAugment on, only the
-            random draws differ. :mod:`monet_keras.accel.policy` chooses it per device.
+            domain, own domain] (fake and identity images) and once for the cycle, and each
+            discriminator once on [real, fake]. False runs the straightforward forward pass (each
+            generator three times, each discriminator twice), the reference. Both compute the
+            same losses and gradients (instance norm is per image); with dropout or DiffAugment
+            on, only the random draws differ. :mod:`monet_keras.accel.policy` chooses it per device.
     """
 
     def __init__(self, monet_generator, photo_generator, monet_discriminator, photo_discriminator,
@@ -97,32 +95,33 @@ class CycleGAN(keras.Model):
         self.fused_step = bool(fused_step)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
 
-    def compile(self, monet_generator_optimizer, photo_generator_optimizer,
-                monet_discriminator_optimizer, photo_discriminator_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.monet_generator_optimizer = monet_generator_optimizer
-        self.photo_generator_optimizer = photo_generator_optimizer
-        self.monet_discriminator_optimizer = monet_discriminator_optimizer
-        self.photo_discriminator_optimizer = photo_discriminator_optimizer
-        self.build_optimizers()
+    def compile(self, optimizer, **kwargs):
+        """One optimizer for all four networks. Adam keeps per-variable state, so with equal
+        hyperparameters one Adam over every weight makes the same update as one Adam per network;
+        one optimizer is also what Keras's JAX trainer threads through its stateless step."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.build_optimizer()
 
     @property
-    def networks_and_optimizers(self):
-        """(network, its optimizer) in a fixed order, for checkpoints and schedules."""
-        return (
-            (self.monet_generator, self.monet_generator_optimizer),
-            (self.photo_generator, self.photo_generator_optimizer),
-            (self.monet_discriminator, self.monet_discriminator_optimizer),
-            (self.photo_discriminator, self.photo_discriminator_optimizer),
-        )
+    def generators(self):
+        return (self.monet_generator, self.photo_generator)
 
-    def build_optimizers(self):
+    @property
+    def discriminators(self):
+        return (self.monet_discriminator, self.photo_discriminator)
+
+    @property
+    def networks(self):
+        """The four networks in a fixed order, for checkpoints and saved files."""
+        return self.generators + self.discriminators
+
+    def build_optimizer(self):
         """Create every optimizer slot now: in the strategy scope of ``compile`` (slots created
         lazily inside a MirroredStrategy train step fail), and so a checkpoint can be restored
-        before training. ``compile`` calls it."""
-        for network, optimizer in self.networks_and_optimizers:
-            if not optimizer.built:
-                optimizer.build(network.trainable_variables)
+        before training. Built over ``self.trainable_variables``, the order of the JAX step's
+        state. ``compile`` calls it."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):
@@ -134,9 +133,15 @@ class CycleGAN(keras.Model):
 
     # --- pieces of the train step -------------------------------------------------------
 
-    def _global_batch_size(self, batch):
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return ops.shape(batch)[0] * replicas
+    @staticmethod
+    def _global_batch_size(batch):
+        """The batch the losses average over. Under a tf.distribute strategy each replica sees its
+        share; on JAX the step sees the whole batch (DataParallel shards the arrays)."""
+        if keras.backend.backend() != "tensorflow":
+            return ops.shape(batch)[0]
+        import tensorflow as tf
+
+        return ops.shape(batch)[0] * tf.distribute.get_strategy().num_replicas_in_sync
 
     def _noisy(self, fake):
         """Report eq. 8: perturb the fake before it is translated back."""
@@ -211,16 +216,17 @@ class CycleGAN(keras.Model):
         return (_Images(cycled_monet, cycled_photo, same_monet, same_photo),
                 _Logits(real_m, real_p, fake_m, fake_p, pooled_m, pooled_p))
 
-    def _uses_loss_scaling(self):
-        return any(isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-                   for _, optimizer in self.networks_and_optimizers)
+    def _step_losses(self, data):
+        """The step's forward pass: ``(losses, generator_loss, discriminator_loss)``.
 
-    def train_step(self, data):
+        ``losses``: the tracked terms of :data:`LOSS_NAMES` (per example). The two scalars are
+        the summed losses of each pair of networks over the global batch. Each is exact for both
+        networks of its pair: a pair's sum differs from one network's own loss only by terms with
+        no path to that network's weights (photo_gen and photo_identity never reach G_monet,
+        photo_disc never D_monet, and so on), so one gradient of each sum updates all four.
+        """
         real_monet, real_photo = data
         global_batch = self._global_batch_size(real_monet)
-
-        def mean(per_example):
-            return losses.reduce_batch(per_example, global_batch)
 
         # Training-only augmentation of the real batches, before anything else sees them.
         if self.augmenter is not None:
@@ -228,51 +234,90 @@ class CycleGAN(keras.Model):
             real_photo = self.augmenter(real_photo, training=True)
 
         forward = self._fused_forward if self.fused_step else self._reference_forward
-        with tf.GradientTape(persistent=True) as tape:
-            images, logits = forward(real_monet, real_photo)
+        images, logits = forward(real_monet, real_photo)
 
-            # Generator losses: fool the discriminator, close both cycles, keep identities.
-            kind = self.adversarial_loss
-            monet_gen = losses.generator_loss(logits.fake_monet, kind)
-            photo_gen = losses.generator_loss(logits.fake_photo, kind)
-            cycle = (losses.cycle_loss(real_monet, images.cycled_monet, self.lambda_cycle)
-                     + losses.cycle_loss(real_photo, images.cycled_photo, self.lambda_cycle))
-            monet_identity = losses.identity_loss(real_monet, images.same_monet, self.lambda_identity)
-            photo_identity = losses.identity_loss(real_photo, images.same_photo, self.lambda_identity)
+        # Generator losses: fool the discriminator, close both cycles, keep identities.
+        kind = self.adversarial_loss
+        monet_gen = losses.generator_loss(logits.fake_monet, kind)
+        photo_gen = losses.generator_loss(logits.fake_photo, kind)
+        cycle = (losses.cycle_loss(real_monet, images.cycled_monet, self.lambda_cycle)
+                 + losses.cycle_loss(real_photo, images.cycled_photo, self.lambda_cycle))
+        identity = (losses.identity_loss(real_monet, images.same_monet, self.lambda_identity)
+                    + losses.identity_loss(real_photo, images.same_photo, self.lambda_identity))
+        # Discriminator losses (on the pooled fakes when there is a pool).
+        monet_disc = losses.discriminator_loss(logits.real_monet, logits.pooled_monet, kind)
+        photo_disc = losses.discriminator_loss(logits.real_photo, logits.pooled_photo, kind)
 
-            # Discriminator losses (on the pooled fakes when there is a pool).
-            monet_disc = losses.discriminator_loss(logits.real_monet, logits.pooled_monet, kind)
-            photo_disc = losses.discriminator_loss(logits.real_photo, logits.pooled_photo, kind)
+        terms = dict(zip(LOSS_NAMES, (monet_gen, photo_gen, monet_disc, photo_disc, cycle, identity)))
+        return (terms,
+                losses.reduce_batch(monet_gen + photo_gen + cycle + identity, global_batch),
+                losses.reduce_batch(monet_disc + photo_disc, global_batch))
 
-            if self.fused_step and not self._uses_loss_scaling():
-                # One backward pass per pair of networks. Exact: a pair's summed loss differs from
-                # each network's own loss (below) only by terms with no path to that network's
-                # weights (photo_gen and photo_identity never reach G_monet, photo_disc never
-                # D_monet, and so on).
-                pairs = self.networks_and_optimizers
-                groups = ((mean(monet_gen + photo_gen + cycle + monet_identity + photo_identity), pairs[:2]),
-                          (mean(monet_disc + photo_disc), pairs[2:]))
-            else:
-                # Each network's own loss, in the order of networks_and_optimizers. scale_loss is
-                # the identity unless the optimizer is a LossScaleOptimizer (float16).
-                network_losses = (mean(monet_gen + cycle + monet_identity),
-                                  mean(photo_gen + cycle + photo_identity),
-                                  mean(monet_disc), mean(photo_disc))
-                groups = tuple((optimizer.scale_loss(loss), ((network, optimizer),))
-                               for loss, (network, optimizer)
-                               in zip(network_losses, self.networks_and_optimizers))
+    def _pair_variables(self):
+        """The trainable variables of the generators and of the discriminators."""
+        return ([v for net in self.generators for v in net.trainable_variables],
+                [v for net in self.discriminators for v in net.trainable_variables])
 
-        # One update of each network by its own optimizer (apply_gradients unscales float16 ones).
-        for loss, pairs in groups:
-            grads = tape.gradient(loss, [network.trainable_variables for network, _ in pairs])
-            for (network, optimizer), network_grads in zip(pairs, grads):
-                optimizer.apply_gradients(zip(network_grads, network.trainable_variables))
-        del tape
-
-        for name, value in zip(LOSS_NAMES, (monet_gen, photo_gen, monet_disc, photo_disc, cycle,
-                                            monet_identity + photo_identity)):
+    def _logs(self, terms):
+        for name, value in terms.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, *args):
+        """One update of all four networks. Keras calls ``train_step(data)`` on TensorFlow and
+        ``train_step(state, data)`` (stateless, jitted) on JAX; both take the same gradients of
+        the losses of :meth:`_step_losses` and make one optimizer update."""
+        if keras.backend.backend() == "jax":
+            return self._jax_train_step(*args)
+        return self._tensorflow_train_step(*args)
+
+    def _tensorflow_train_step(self, data):
+        import tensorflow as tf
+
+        with tf.GradientTape(persistent=True) as tape:
+            terms, generator_loss, discriminator_loss = self._step_losses(data)
+            # scale_loss is the identity unless the optimizer is a LossScaleOptimizer (float16).
+            scaled = [self.optimizer.scale_loss(loss) for loss in (generator_loss, discriminator_loss)]
+        gradients = []
+        for loss, variables in zip(scaled, self._pair_variables()):
+            gradients += zip(tape.gradient(loss, variables), variables)
+        del tape
+        self.optimizer.apply_gradients(gradients)  # unscales float16 gradients
+        return self._logs(terms)
+
+    def _jax_train_step(self, state, data):
+        import jax
+
+        trainable, non_trainable, optimizer_values, metric_values = state
+        optimizer_mapping = list(zip(self.optimizer.variables, optimizer_values))
+
+        def forward(trainable_values):
+            mapping = [*zip(self.trainable_variables, trainable_values),
+                       *zip(self.non_trainable_variables, non_trainable)]
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                terms, generator_loss, discriminator_loss = self._step_losses(data)
+            with keras.StatelessScope(state_mapping=optimizer_mapping):
+                scaled = tuple(map(self.optimizer.scale_loss, (generator_loss, discriminator_loss)))
+            return scaled, (terms, _current_values(scope, self.non_trainable_variables, non_trainable))
+
+        scaled, pullback, (terms, non_trainable) = jax.vjp(forward, trainable, has_aux=True)
+        one, zero = ops.ones_like(scaled[0]), ops.zeros_like(scaled[0])
+        (generator_grads,), (discriminator_grads,) = pullback((one, zero)), pullback((zero, one))
+        generator_ids = {id(v) for v in self._pair_variables()[0]}
+        gradients = [g if id(v) in generator_ids else d
+                     for v, g, d in zip(self.trainable_variables, generator_grads, discriminator_grads)]
+        trainable, optimizer_values = self.optimizer.stateless_apply(optimizer_values, gradients, trainable)
+
+        with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metric_values))) as scope:
+            logs = self._logs(terms)
+        metric_values = _current_values(scope, self.metrics_variables, metric_values)
+        return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+
+def _current_values(scope, variables, values):
+    """The values of ``variables`` at the end of a StatelessScope (unchanged ones as given)."""
+    updated = [scope.get_current_value(v) for v in variables]
+    return [value if new is None else new for new, value in zip(updated, values)]
 
 
 def _split(batched, parts):

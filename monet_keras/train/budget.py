@@ -282,8 +282,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_steps = []
         decay = planned_decay_epochs(self.lr_decay_epochs, self.max_epochs, self.planned_epochs)
         rate = planned_rate(self.base_rate, epoch, self.planned_epochs, decay)
-        for _, optimizer in self.model.networks_and_optimizers:
-            optimizer.learning_rate = rate
+        self.model.optimizer.learning_rate = rate
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.run_clock.clock()

@@ -39,8 +39,7 @@ class HistoryCSV(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         row.update({k: float(v) for k, v in (logs or {}).items()})
-        optimizer = self.model.monet_generator_optimizer
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = round(time.time() - self._start, 3)
         if self.columns is not None:
             row.update(self.columns())
@@ -78,7 +77,7 @@ def decay_factor(epoch, epochs, decay_epochs):
 
 
 class LinearDecay(keras.callbacks.Callback):
-    """Set every optimizer's learning rate at the start of each epoch from :func:`decay_factor`."""
+    """Set the optimizer's learning rate at the start of each epoch from :func:`decay_factor`."""
 
     def __init__(self, base_rate, epochs, decay_epochs):
         super().__init__()
@@ -88,8 +87,7 @@ class LinearDecay(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         rate = self.base_rate * decay_factor(epoch, self.epochs, self.decay_epochs)
-        for _, optimizer in self.model.networks_and_optimizers:
-            optimizer.learning_rate = rate
+        self.model.optimizer.learning_rate = rate
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

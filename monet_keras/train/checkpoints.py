@@ -6,12 +6,13 @@ position (a network whose layers are built in another order still gets each valu
 - network weights: ``<network>/<variable path>``, e.g. ``monet_generator/down1_conv/kernel``;
 - optimizer slots: the key of their weight plus the slot, e.g.
   ``monet_generator/down1_conv/kernel/momentum`` (Adam's ``velocity``, EMA's ``average``);
-- the optimizer's own variables: ``monet_generator/optimizer/iteration`` and ``.../learning_rate``
-  (a LossScaleOptimizer's own under ``monet_generator/loss_scale/``);
+- the optimizer's own variables (one optimizer updates all four networks): ``optimizer/iteration``
+  and ``optimizer/learning_rate`` (a LossScaleOptimizer's own under ``loss_scale/``);
 - ``epoch``: the epoch the checkpoint was taken after.
 
 The keys depend only on the network and layer names, so they are the same in every process
-(Keras numbers optimizers ``adam``, ``adam_1``, ... in creation order; that name is not used).
+(Keras numbers optimizers ``adam``, ``adam_1``, ... in creation order; that name is not used) and
+under both Keras backends: a run checkpointed under TensorFlow resumes under JAX and the reverse.
 The last ``keep`` checkpoints are kept; an unreadable one is set aside and the previous one used.
 """
 
@@ -49,14 +50,28 @@ def _optimizer_scopes(optimizer):
             ("loss_scale", [v for v in optimizer.variables if id(v) not in owned_by_inner])]
 
 
-def _slot_key(name, slot_prefixes):
-    """The key of optimizer variable ``name`` if it is a slot of one of the weights, else None.
-    Keras names a slot "<weight path with '/' as '_'>_<slot>", e.g. down1_conv_kernel_momentum."""
-    prefixes = [p for p in slot_prefixes if name.startswith(p)]
-    if not prefixes:
-        return None
-    prefix = max(prefixes, key=len)  # down1_conv_kernel_ rather than down1_conv_ if both were weights
-    return f"{slot_prefixes[prefix]}/{name[len(prefix):]}"
+def _slot_owners(weights, slot_variables):
+    """``{id(slot variable): (weight key, slot)}`` for the optimizer's per-weight slots.
+
+    Keras names the slot of a weight "<weight path with '/' as '_'>_<slot>" (e.g.
+    down1_conv_kernel_momentum) and creates each kind of slot weight by weight, in the order the
+    optimizer was built with. Two networks have weights of the same path (both generators have
+    down1_conv/kernel), so the n-th slot of a name belongs to the n-th weight of that path, in
+    the optimizer's order. ``weights``: ``(key, variable)`` in that order.
+    """
+    prefixes = {}
+    for key, variable in weights:
+        prefixes.setdefault(variable.path.replace("/", "_") + "_", []).append(key)
+    seen = {}
+    owners = {}
+    for variable in slot_variables:
+        matches = [p for p in prefixes if variable.name.startswith(p)]
+        if not matches:
+            continue
+        prefix = max(matches, key=len)  # down1_conv_kernel_ rather than down1_conv_ if both were weights
+        n = seen[variable.name] = seen.get(variable.name, -1) + 1
+        owners[id(variable)] = (prefixes[prefix][n], variable.name[len(prefix):])
+    return owners
 
 
 def checkpoint_variables(gan):
@@ -69,16 +84,20 @@ def checkpoint_variables(gan):
             raise ValueError(f"two variables of the model have the checkpoint key {key}")
         keyed[key] = variable
 
-    for network, optimizer in gan.networks_and_optimizers:
-        slot_prefixes = {}
+    keys = {}
+    for network in gan.networks:
         for variable in network.weights:
-            key = _weight_key(network, variable)
-            add(key, variable)
-            slot_prefixes[variable.path.replace("/", "_") + "_"] = key
-        for scope, variables in _optimizer_scopes(optimizer):
-            for variable in variables:
-                slot = _slot_key(variable.name, slot_prefixes) if scope == "optimizer" else None
-                add(slot or f"{network.name}/{scope}/{variable.name}", variable)
+            keys[id(variable)] = _weight_key(network, variable)
+            add(keys[id(variable)], variable)
+    trainable = [(keys[id(v)], v) for v in gan.trainable_variables if id(v) in keys]
+    for scope, variables in _optimizer_scopes(gan.optimizer):
+        owners = _slot_owners(trainable, variables) if scope == "optimizer" else {}
+        for variable in variables:
+            if id(variable) in owners:
+                weight_key, slot = owners[id(variable)]
+                add(f"{weight_key}/{slot}", variable)
+            else:
+                add(f"{scope}/{variable.name}", variable)
     return keyed
 
 
@@ -142,7 +161,7 @@ def restore_latest(gan, directory):
     saves never mix with it) and the previous one used. A checkpoint of a different model or
     optimizer (names or shapes differ) is a user error.
     """
-    gan.build_optimizers()
+    gan.build_optimizer()
     variables = checkpoint_variables(gan)
     for path in list_checkpoints(directory):
         try:

@@ -14,7 +14,6 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from monet_keras.accel import fused_adam, malloc, policy, runtime
 from monet_keras.config import ExperimentConfig
@@ -52,17 +51,15 @@ class RunResult:
     stopped: str = ""  # why the budget stopped training early, if it did
 
 
-def _optimizer(config, speed, ema=False):
-    """Adam of the report (the fused-kernel Adam of :mod:`monet_keras.accel.fused_adam` where
-    ``speed`` says so: Keras's arithmetic in one pass per variable). ``ema``: keep an exponential
-    moving average of the weights it updates (when ``config.ema_decay`` > 0). float16 needs loss
-    scaling: the train step scales each loss, apply_gradients unscales."""
+def _optimizer(config, speed):
+    """Adam of the report for all four networks (the fused-kernel Adam of
+    :mod:`monet_keras.accel.fused_adam` where ``speed`` says so: Keras's arithmetic in one pass per
+    variable), keeping an exponential moving average of the weights when ``config.ema_decay`` > 0
+    (only G_monet's average is used: it is the saved generator). float16 needs loss scaling: the
+    train step scales each loss, apply_gradients unscales."""
     adam = fused_adam.Adam if speed.fused_adam else keras.optimizers.Adam
-    if ema and config.ema_decay > 0:
-        optimizer = adam(config.learning_rate, beta_1=config.beta_1, use_ema=True,
-                         ema_momentum=config.ema_decay)
-    else:
-        optimizer = adam(config.learning_rate, beta_1=config.beta_1)
+    ema = {"use_ema": True, "ema_momentum": config.ema_decay} if config.ema_decay > 0 else {}
+    optimizer = adam(config.learning_rate, beta_1=config.beta_1, **ema)
     return keras.optimizers.LossScaleOptimizer(optimizer) if speed.precision == "mixed_float16" else optimizer
 
 
@@ -88,7 +85,7 @@ def build_gan(config, strategy=None, speed=None):
     ``strategy`` and ``config.precision``). The networks compute in its precision (their last
     layers and all losses stay float32); the augmenter stays float32.
     """
-    strategy = strategy or tf.distribute.get_strategy()
+    strategy = strategy or runtime.current_strategy()
     speed = speed or policy.resolve(strategy, config.precision)
     with strategy.scope():
         with policy.dtype_policy(speed.precision):
@@ -107,8 +104,7 @@ def build_gan(config, strategy=None, speed=None):
             fused_step=speed.fused_step,
         )
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
-        gan.compile(_optimizer(config, speed, ema=True), _optimizer(config, speed, ema=True),
-                    _optimizer(config, speed), _optimizer(config, speed), jit_compile=jit)
+        gan.compile(_optimizer(config, speed), jit_compile=jit)
     return gan
 
 
@@ -121,13 +117,13 @@ def _pool(config, offset):
 
 def generator_weights(gan):
     """G_monet's weights (``get_weights`` order), its EMA weights in place of the trained ones
-    when its optimizer keeps them."""
+    when the optimizer keeps them."""
     generator = gan.monet_generator
-    optimizer = getattr(gan.monet_generator_optimizer, "inner_optimizer", gan.monet_generator_optimizer)
+    optimizer = getattr(gan.optimizer, "inner_optimizer", gan.optimizer)
     averages = {}
     if optimizer.use_ema:
-        averages = {id(v): a for v, a in zip(generator.trainable_variables,
-                                             optimizer._model_variables_moving_average, strict=True)}
+        averages = {id(v): optimizer._model_variables_moving_average[optimizer._get_variable_index(v)]
+                    for v in generator.trainable_variables}
     return [keras.ops.convert_to_numpy(averages.get(id(v), v)) for v in generator.weights]
 
 
@@ -189,6 +185,14 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None, cl
         malloc.tune_malloc()
     logger.info(f"runs on {speed.describe()}")
 
+    if config.batch_size % speed.replicas:
+        raise MonetKerasError(f"bad parameter batch_size={config.batch_size}: a batch is split evenly over "
+                              f"the {speed.replicas} devices, so it must be a multiple of {speed.replicas}")
+    with runtime.run_scope(strategy):
+        return _train(config, strategy, speed, run, verbose, data, clock, reserve_s, callbacks, start)
+
+
+def _train(config, strategy, speed, run, verbose, data, clock, reserve_s, callbacks, start):
     train_data = training_data(config, data)
     held_out = f"; {len(train_data.holdout_names)} Monet held out" if train_data.holdout_names else ""
     logger.info(f"data: {train_data.n_monet} Monet ({train_data.monet.kind}), {train_data.n_photo} photos "
@@ -202,7 +206,7 @@ def train(config: ExperimentConfig, strategy=None, verbose="auto", data=None, cl
     initial_epoch = checkpoints.restore_latest(gan, run.checkpoints_dir)
     if initial_epoch:
         logger.info(f"resuming {run.path} from epoch {initial_epoch} of {config.epochs} "
-                    f"(optimizer step {int(gan.monet_generator_optimizer.iterations.numpy())})")
+                    f"(optimizer step {int(keras.ops.convert_to_numpy(gan.optimizer.iterations))})")
 
     timer = None
     if initial_epoch < config.epochs and clock.budget_s is not None:
