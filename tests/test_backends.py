@@ -1,0 +1,70 @@
+"""The train step on Keras's JAX backend against the TensorFlow step, and JAX's DataParallel.
+
+Each run is a process of its own (tests/backend_step.py): the backend and JAX's device count are
+fixed when Keras and JAX start.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from monet_keras.model.cyclegan import LOSS_NAMES
+
+HERE = os.path.dirname(__file__)
+NETWORKS = ("monet_generator", "photo_generator", "monet_discriminator", "photo_discriminator")
+
+
+def _step(tmp_path, name, backend, *args, devices=1):
+    """Losses and per-network weight changes of one step run by backend_step.py."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    out = tmp_path / f"{name}.npz"
+    done = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), str(tmp_path / "weights.npz"),
+                           str(out), "--devices", str(devices), *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as stored:
+        losses = {k.removeprefix("loss:"): float(stored[k]) for k in stored.files if k.startswith("loss:")}
+        changes = {n: np.concatenate([stored[k].ravel() for k in sorted(stored.files)
+                                      if k.startswith(f"change:{n}/")]) for n in NETWORKS}
+    return losses, changes
+
+
+def _assert_same(a, b, rtol):
+    (losses_a, changes_a), (losses_b, changes_b) = a, b
+    assert losses_a.keys() == set(LOSS_NAMES) == losses_b.keys()
+    for name in LOSS_NAMES:
+        assert losses_b[name] == pytest.approx(losses_a[name], rel=rtol), name
+    for network in NETWORKS:
+        want, got = changes_a[network], changes_b[network]
+        assert np.linalg.norm(want) > 0, network  # every network is updated
+        assert np.linalg.norm(got - want) <= rtol * np.linalg.norm(want), network
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_jax_step_equals_tensorflow_step(tmp_path, optimizer):
+    # Same weights, same batch, dropout off, no DiffAugment, no noise. With SGD each weight's
+    # change is -lr * its gradient; Adam's first step is about -lr * sign(gradient), and a slot
+    # kept for the wrong weight would show. TensorFlow runs eagerly: in a graph, TensorFlow's
+    # arithmetic rewrites re-round the generators' outputs by ~4e-5, and at this tiny size the
+    # discriminators' 3x3 instance norms turn that into percent-level gradient differences (the
+    # same happens between two TensorFlow graphs); eagerly, TensorFlow, TensorFlow with XLA and JAX
+    # agree to a few 1e-6.
+    # Adam's tolerance is looser: where a gradient is near zero, its first step m / (sqrt(v) + eps)
+    # turns float rounding into a visible difference.
+    tensorflow = _step(tmp_path, "tensorflow", "tensorflow", "--optimizer", optimizer, "--eager")
+    jax = _step(tmp_path, "jax", "jax", "--optimizer", optimizer)
+    _assert_same(tensorflow, jax, rtol=1e-5 if optimizer == "sgd" else 1e-4)
+
+
+@pytest.mark.slow
+def test_jax_data_parallel_over_two_devices_equals_one(tmp_path):
+    # Global batch 4: 2 per device on 2 virtual CPU devices; the loss is a mean over the global
+    # batch, so a loss averaged per device and then summed would be off by a factor of 2.
+    one = _step(tmp_path, "one", "jax", "--batch", "4", devices=1)
+    two = _step(tmp_path, "two", "jax", "--batch", "4", devices=2)
+    _assert_same(one, two, rtol=1e-5)
