@@ -1,4 +1,5 @@
-"""DiffAugment ops checked against independent numpy computations on tiny batches."""
+"""DiffAugment ops checked against independent numpy computations on tiny batches, on the
+TensorFlow and the JAX backend."""
 
 import os
 import subprocess
@@ -8,18 +9,39 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 from PIL import Image
+from stateless_jit import jax_only, jit_stateless, tensorflow_only
 
 from monet_keras.errors import MonetKerasError
 from monet_keras.figures import augmentation
-from monet_keras.model.diffaugment import OPS, diff_augment, parse_policy, stateless_seed
+from monet_keras.model import diffaugment, randomness
+from monet_keras.model.diffaugment import OPS, diff_augment, parse_policy
 
 SIZES_AND_BATCHES = [(48, 3), (33, 1), (30, 3)]
+POLICY = "color,translation,cutout"
 
 
 def images(batch, size, low=-1.0, high=1.0, seed=0):
     return np.random.default_rng(seed).uniform(low, high, (batch, size, size, 3)).astype(np.float32)
+
+
+def numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def gradient(loss, x):
+    """d loss(x) / dx for the numpy array ``x``, by the backend's own autodiff."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(loss)(ops.convert_to_tensor(x)))
+    import tensorflow as tf
+
+    x = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        value = loss(x)
+    return tape.gradient(value, x).numpy()
 
 
 def np_shift(image, dy, dx):
@@ -59,7 +81,7 @@ def test_parse_policy_rejects_unknown_names_in_one_line(policy):
 
 
 def test_empty_policy_is_the_identity():
-    x = tf.constant(images(2, 32))
+    x = ops.convert_to_tensor(images(2, 32))
     assert diff_augment(x, policy="", seed=1) is x
 
 
@@ -68,42 +90,95 @@ def test_empty_policy_is_the_identity():
 @pytest.mark.parametrize("size,batch", SIZES_AND_BATCHES)
 @pytest.mark.parametrize("op", OPS)
 def test_op_keeps_shape_and_dtype(op, size, batch):
-    x = tf.constant(images(batch, size))
+    x = images(batch, size)
     y = diff_augment(x, policy=op, seed=3)
-    assert y.shape == x.shape and y.dtype == tf.float32
-    assert np.all(np.isfinite(y.numpy()))
+    assert y.shape == x.shape and keras.backend.standardize_dtype(y.dtype) == "float32"
+    assert np.all(np.isfinite(numpy(y)))
 
 
 def test_full_policy_keeps_bfloat16():
-    x = tf.cast(images(2, 32), tf.bfloat16)
-    y = diff_augment(x, policy="color,translation,cutout", seed=3)
-    assert y.shape == x.shape and y.dtype == tf.bfloat16
+    x = ops.cast(images(2, 32), "bfloat16")
+    y = diff_augment(x, policy=POLICY, seed=3)
+    assert y.shape == x.shape and keras.backend.standardize_dtype(y.dtype) == "bfloat16"
 
 
-@pytest.mark.parametrize("op", OPS + ("color,translation,cutout",))
+@pytest.mark.parametrize("op", OPS + (POLICY,))
 def test_gradients_reach_the_input(op):
-    x = tf.Variable(images(3, 32, seed=1))
-    weights = tf.constant(images(3, 32, seed=2))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(diff_augment(x, policy=op, seed=5) * weights)
-    grad = tape.gradient(loss, x).numpy()
+    weights = images(3, 32, seed=2)
+    grad = gradient(lambda x: ops.sum(diff_augment(x, policy=op, seed=5) * weights), images(3, 32, seed=1))
     assert np.all(np.isfinite(grad))
     assert np.all(np.abs(grad).reshape(3, -1).sum(axis=1) > 0)  # every sample gets a gradient
 
 
 def test_brightness_gradient_is_the_upstream_gradient():
-    x = tf.Variable(images(2, 32, seed=1))
-    weights = tf.constant(images(2, 32, seed=2))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(diff_augment(x, policy="brightness", seed=5) * weights)
-    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), weights.numpy(), rtol=0, atol=0)
+    weights = images(2, 32, seed=2)
+    grad = gradient(lambda x: ops.sum(diff_augment(x, policy="brightness", seed=5) * weights),
+                    images(2, 32, seed=1))
+    np.testing.assert_allclose(grad, weights, rtol=0, atol=0)
+
+
+def test_translation_gradient_is_the_upstream_gradient_shifted_back():
+    # out[i, j] = x[i + dy, j + dx]: d sum(out * w) / dx[k, l] = w[k - dy, l - dx] (zero outside).
+    weights = images(2, 16, seed=2)
+    dy, dx = np.array([2, -3]), np.array([-1, 0])
+    grad = gradient(lambda x: ops.sum(diffaugment.shift(x, dy, dx) * weights), images(2, 16, seed=1))
+    for b in range(2):
+        np.testing.assert_allclose(grad[b], np_shift(weights[b], -dy[b], -dx[b]), rtol=0, atol=0)
+
+
+# --- every op with given magnitudes, against numpy, image by image -------------------------
+
+def test_colour_ops_with_given_magnitudes():
+    x = images(3, 16)
+    b = np.array([-0.5, 0.0, 0.37], np.float32)
+    s = np.array([0.0, 1.0, 1.9], np.float32)
+    c = np.array([0.5, 1.0, 1.45], np.float32)
+    bright = numpy(diffaugment.shift_brightness(x, b))
+    saturated = numpy(diffaugment.scale_saturation(x, s))
+    contrasted = numpy(diffaugment.scale_contrast(x, c))
+    for i, image in enumerate(x):
+        np.testing.assert_allclose(bright[i], image + b[i], atol=1e-6)
+        pixel_mean = image.mean(axis=2, keepdims=True)
+        np.testing.assert_allclose(saturated[i], (image - pixel_mean) * s[i] + pixel_mean, atol=1e-5)
+        np.testing.assert_allclose(contrasted[i], (image - image.mean()) * c[i] + image.mean(), atol=1e-5)
+
+
+def test_shift_with_given_offsets():
+    x = images(5, 16)
+    dy, dx = np.array([0, 2, -2, 16, -5]), np.array([0, -1, 2, 0, 15])
+    y = numpy(diffaugment.shift(x, dy, dx))
+    for b in range(5):
+        np.testing.assert_array_equal(y[b], np_shift(x[b], dy[b], dx[b]))
+    assert not y[3].any()  # shifted by the whole height: nothing left
+
+
+def np_cut(image, y0, x0, cut_h, cut_w):
+    out = image.copy()
+    h, w, _ = image.shape
+    out[np.clip(y0, 0, h): np.clip(y0 + cut_h, 0, h), np.clip(x0, 0, w): np.clip(x0 + cut_w, 0, w)] = 0
+    return out
+
+
+def test_cut_with_given_corners():
+    x = images(4, 15)
+    y0, x0 = np.array([0, -3, 10, 4]), np.array([-7, 12, 3, 4])
+    y = numpy(diffaugment.cut(x, y0, x0, 7, 7))
+    for b in range(4):
+        np.testing.assert_array_equal(y[b], np_cut(x[b], y0[b], x0[b], 7, 7))
+
+
+def test_translation_and_cutout_keep_the_range():
+    x = np.sign(images(8, 32))  # -1 and 1 only: the extremes of the range
+    y = numpy(diff_augment(x, policy="translation,cutout", seed=9))
+    assert set(np.unique(y)) <= {-1.0, 0.0, 1.0}
+    assert np.all((y == 0).reshape(8, -1).any(axis=1))  # every image is cut
 
 
 # --- colour ops: per-sample magnitudes recovered in numpy ----------------------------------
 
 def test_brightness_adds_one_offset_per_sample_in_range():
     x = images(6, 32)
-    y = diff_augment(x, policy="brightness", seed=11).numpy()
+    y = numpy(diff_augment(x, policy="brightness", seed=11))
     offsets = (y - x).reshape(6, -1)
     assert np.all(offsets.std(axis=1) < 1e-6)  # one constant per image
     b = offsets.mean(axis=1)
@@ -113,7 +188,7 @@ def test_brightness_adds_one_offset_per_sample_in_range():
 
 def test_saturation_scales_chroma_by_one_factor_per_sample():
     x = images(6, 32)
-    y = diff_augment(x, policy="saturation", seed=12).numpy()
+    y = numpy(diff_augment(x, policy="saturation", seed=12))
     mean = x.mean(axis=3, keepdims=True)
     # the per-pixel channel mean is kept; the deviation from it is scaled by s
     np.testing.assert_allclose(y.mean(axis=3, keepdims=True), mean, atol=1e-5)
@@ -126,7 +201,7 @@ def test_saturation_scales_chroma_by_one_factor_per_sample():
 
 def test_contrast_scales_around_the_image_mean_by_one_factor_per_sample():
     x = images(6, 32)
-    y = diff_augment(x, policy="contrast", seed=13).numpy()
+    y = numpy(diff_augment(x, policy="contrast", seed=13))
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     dev_in, dev_out = (x - mean).reshape(6, -1), (y - mean).reshape(6, -1)
     c = (dev_in * dev_out).sum(axis=1) / (dev_in * dev_in).sum(axis=1)
@@ -141,7 +216,7 @@ def test_contrast_scales_around_the_image_mean_by_one_factor_per_sample():
 def test_translation_is_an_integer_shift_with_zero_fill(size, batch):
     bound = size // 8
     x = images(batch, size, low=0.5, high=1.0)  # no zeros of its own
-    y = diff_augment(x, policy="translation", seed=21).numpy()
+    y = numpy(diff_augment(x, policy="translation", seed=21))
     for source, shifted in zip(x, y):
         matches = recover_shift(source, shifted, bound)
         assert len(matches) == 1
@@ -154,7 +229,7 @@ def test_translation_is_an_integer_shift_with_zero_fill(size, batch):
 def test_translation_shifts_are_per_sample_and_cover_the_whole_range():
     size, bound = 16, 2
     x = images(120, size, low=0.5, high=1.0)
-    y = diff_augment(x, policy="translation", seed=22).numpy()
+    y = numpy(diff_augment(x, policy="translation", seed=22))
     shifts = [recover_shift(s, t, bound)[0] for s, t in zip(x, y)]
     assert {dy for dy, _ in shifts} == set(range(-bound, bound + 1))
     assert {dx for _, dx in shifts} == set(range(-bound, bound + 1))
@@ -177,7 +252,7 @@ def zero_box(image):
 def test_cutout_zeros_one_clipped_half_size_square(size, batch):
     cut = size // 2
     x = images(batch, size, low=0.5, high=1.0)
-    y = diff_augment(x, policy="cutout", seed=31).numpy()
+    y = numpy(diff_augment(x, policy="cutout", seed=31))
     for source, out in zip(x, y):
         rows, cols, count = zero_box(out)
         assert count == len(rows) * len(cols)
@@ -193,7 +268,7 @@ def test_cutout_zeros_one_clipped_half_size_square(size, batch):
 def test_cutout_positions_are_per_sample_and_reach_the_borders(size):
     cut = size // 2
     x = images(150, size, low=0.5, high=1.0)
-    y = diff_augment(x, policy="cutout", seed=32).numpy()
+    y = numpy(diff_augment(x, policy="cutout", seed=32))
     boxes = [zero_box(out) for out in y]
     counts = [count for _, _, count in boxes]
     assert cut * cut in counts  # fully inside: exactly (side // 2) ** 2 zeros
@@ -205,30 +280,81 @@ def test_cutout_positions_are_per_sample_and_reach_the_borders(size):
 # --- seeding, graphs, distribution ---------------------------------------------------------
 
 def test_seeds_reproduce_and_seed_generators_advance():
-    x = tf.constant(images(2, 32))
-    policy = "color,translation,cutout"
-    for seed in (4, tf.constant([4, 9], tf.int32)):
-        np.testing.assert_array_equal(diff_augment(x, policy, seed=seed).numpy(),
-                                      diff_augment(x, policy, seed=seed).numpy())
+    x = images(2, 32)
+    augment = lambda seed: numpy(diff_augment(x, POLICY, seed=seed))  # noqa: E731
+    np.testing.assert_array_equal(augment(4), augment(4))
+    assert not np.allclose(augment(4), augment(5))
     generator = keras.random.SeedGenerator(4)
-    step = tf.function(lambda x: diff_augment(x, policy, seed=generator), jit_compile=True)
-    first, second = step(x).numpy(), step(x).numpy()
-    assert first.shape == x.shape and not np.allclose(first, second)
+    first, second = augment(generator), augment(generator)
+    assert not np.allclose(first, second)
+    np.testing.assert_array_equal(first, augment(4))  # an int seed starts where SeedGenerator(int) does
 
 
-def test_stateless_seed_accepts_every_kind_of_seed():
-    for seed in (None, 7, tf.constant([1, 2], tf.int64), keras.random.SeedGenerator(1)):
-        value = stateless_seed(seed)
-        assert value.shape == (2,) and value.dtype == tf.int32
+def test_seed_generator_accepts_every_kind_of_seed():
+    generator = keras.random.SeedGenerator(1)
+    assert randomness.seed_generator(generator) is generator
+    for seed in (None, 7):
+        assert isinstance(randomness.seed_generator(seed), keras.random.SeedGenerator)
+    draw = lambda seed: numpy(randomness.uniform(50, randomness.seed_generator(seed)))  # noqa: E731
+    np.testing.assert_array_equal(draw(7), draw(7))
+    assert not np.allclose(draw(None), draw(None))
 
 
+def test_per_sample_draws_are_in_range_and_cover_it():
+    generator = keras.random.SeedGenerator(2)
+    floats = numpy(randomness.uniform(4000, generator, -0.5, 0.5))
+    ints = numpy(randomness.randint(4000, generator, -2, 3))
+    assert floats.shape == ints.shape == (4000,) and ints.dtype == np.int32
+    assert floats.min() >= -0.5 and floats.max() < 0.5 and len(np.unique(floats)) > 3990
+    # U(-0.5, 0.5): mean 0 and variance 1/12, within 5 standard errors
+    assert abs(floats.mean()) < 5 * np.sqrt(1 / 12 / 4000)
+    assert abs(floats.var() - 1 / 12) < 5 * np.sqrt(1 / 180 / 4000)
+    assert set(ints) == {-2, -1, 0, 1, 2}
+    assert abs(np.corrcoef(floats[:-1], floats[1:])[0, 1]) < 5 / np.sqrt(4000)  # neighbours independent
+
+
+@tensorflow_only
+def test_seed_generators_advance_inside_an_xla_compiled_tf_function():
+    import tensorflow as tf
+
+    x = tf.constant(images(2, 32))
+    for jit_compile in (True, False):
+        generator = keras.random.SeedGenerator(4)
+        step = tf.function(lambda x, g=generator: diff_augment(x, POLICY, seed=g), jit_compile=jit_compile)
+        first, second = step(x).numpy(), step(x).numpy()
+        assert first.shape == x.shape and not np.allclose(first, second)
+    # Without XLA the graph draws what eager code draws (XLA's stateless random ops use another
+    # algorithm, so its draws differ).
+    np.testing.assert_allclose(first, numpy(diff_augment(x, POLICY, seed=4)), atol=1e-5)
+
+
+@jax_only
+def test_runs_in_a_jitted_stateless_jax_step():
+    generator, twin = keras.random.SeedGenerator(4), keras.random.SeedGenerator(4)
+    step = jit_stateless(lambda x: diff_augment(x, POLICY, seed=generator), [generator.state])
+    x = images(2, 32)
+    initial = numpy(generator.state.value)
+    first, state = step([generator.state.value], x)
+    second, state = step(state, x)
+    assert first.shape == x.shape and not np.allclose(first, second)  # the state advanced
+    # The same draws and the same new state as eager calls with the same seed.
+    for out in (first, second):
+        np.testing.assert_allclose(numpy(out), numpy(diff_augment(x, POLICY, seed=twin)), atol=1e-5)
+    np.testing.assert_array_equal(numpy(state[0]), numpy(twin.state.value))
+    np.testing.assert_array_equal(numpy(generator.state.value), initial)  # stateless: nothing assigned
+
+
+@tensorflow_only
 def test_dynamic_image_size_is_rejected():
+    import tensorflow as tf
+
     step = tf.function(lambda x: diff_augment(x, "translation", seed=1),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     with pytest.raises(MonetKerasError, match="static height and width"):
         step.get_concrete_function()
 
 
+@tensorflow_only
 def test_replicas_of_a_mirrored_strategy_draw_different_augmentations(tmp_path):
     script = textwrap.dedent("""
         import numpy as np, tensorflow as tf
@@ -245,6 +371,9 @@ def test_replicas_of_a_mirrored_strategy_draw_different_augmentations(tmp_path):
         out = [t.numpy() for t in strategy.experimental_local_results(step(next(iter(data))))]
         assert out[0].shape == (1, 32, 32, 3)
         assert not np.allclose(out[0], out[1])
+        # Two replicas of one image each draw what one device draws for the batch of two.
+        one_device = diff_augment(x, seed=keras.random.SeedGenerator(5))
+        np.testing.assert_allclose(np.concatenate(out), one_device, atol=1e-5)
         print("OK")
     """)
     env = dict(os.environ, PYTHONPATH=os.getcwd(), TF_CPP_MIN_LOG_LEVEL="2")

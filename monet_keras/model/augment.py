@@ -9,7 +9,9 @@ For each image of an NHWC batch of size ``S x S``, independently and in this ord
 1. flip: mirror left-right with probability 1/2;
 2. crop: take the ``c x c`` window, ``c = max(1, round(crop_fraction * S))``, whose top-left
    corner is drawn uniformly among the integer positions inside the image, and resize it back
-   to ``S x S`` with ``tf.image.resize`` (bilinear, half-pixel centres, no antialiasing);
+   to ``S x S`` by the rule of ``tf.image.resize`` (bilinear, half-pixel centres, no
+   antialiasing): output index ``i`` samples the crop at ``max(0, (i + 0.5) c / S - 0.5)``,
+   clamped to its last pixel;
 3. rotation: rotate about the image centre by an angle drawn from
    ``U(-rotation, rotation) * 2 pi`` radians, sampling bilinearly and filling with the mirror
    image across the border (``d c b a | a b c d | d c b a``). This is the transform of
@@ -18,35 +20,50 @@ For each image of an NHWC batch of size ``S x S``, independently and in this ord
    a TPU and turn off ``jit_compile="auto"`` for the whole model on a GPU).
 
 Bilinear resampling is a convex combination of input pixels, so images in [-1, 1] stay in
-[-1, 1] (up to float rounding). Randomness is stateless, seeded per call from a
-``keras.random.SeedGenerator`` owned by the layer (its state is a layer variable, so it is
-checkpointed with the model), with the replica id folded in under ``tf.distribute``.
+[-1, 1] (up to float rounding). The maths is ``keras.ops`` (TensorFlow, also under XLA, and
+JAX); the draws are per sample from a ``keras.random.SeedGenerator`` owned by the layer (its
+state is a layer variable, so it is checkpointed with the model and advanced by Keras's
+stateless JAX train step), distinct per replica under ``tf.distribute``
+(:mod:`monet_keras.model.randomness`).
 """
 
 import math
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 from monet_keras.errors import MonetKerasError
-from monet_keras.model.diffaugment import stateless_seed
+from monet_keras.model import randomness
+from monet_keras.model.diffaugment import take_columns, take_rows
 
 
 def flip_left_right(images, flips):
     """Mirror image ``b`` left-right where the boolean ``flips[b]`` is true."""
-    return tf.where(flips[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return ops.where(flips[:, None, None, None], ops.flip(images, axis=2), images)
+
+
+def resize_taps(crop_size, size):
+    """``tf.image.resize``'s bilinear rule from ``crop_size`` to ``size`` pixels along one axis:
+    for each output index the two crop indices it mixes and the weight of the second (numpy)."""
+    source = np.maximum((np.arange(size) + 0.5) * crop_size / size - 0.5, 0)
+    first = np.minimum(np.floor(source), crop_size - 1).astype(np.int32)
+    second = np.minimum(first + 1, crop_size - 1)
+    return first, second, (source - first).astype(np.float32)
 
 
 def crop_resize(images, top, left, crop_size):
     """Crop rows ``top[b] ..`` and columns ``left[b] ..`` (``crop_size`` of each) from image
     ``b`` and resize the crops back to the input's height and width (bilinear, half-pixel
     centres, as ``tf.image.resize``). The output has the input's dtype."""
-    height, width = images.shape[1], images.shape[2]
-    rows = top[:, None] + tf.range(crop_size)[None, :]
-    cols = left[:, None] + tf.range(crop_size)[None, :]
-    crops = tf.gather(images, rows, axis=1, batch_dims=1)
-    crops = tf.gather(crops, cols, axis=2, batch_dims=1)
-    return tf.cast(tf.image.resize(crops, (height, width), method="bilinear"), images.dtype)
+    first, second, weight = resize_taps(crop_size, images.shape[1])
+    top = ops.cast(top, "int32")[:, None]
+    weight = ops.cast(weight, images.dtype)[None, :, None, None]
+    images = take_rows(images, top + first) * (1 - weight) + take_rows(images, top + second) * weight
+    first, second, weight = resize_taps(crop_size, images.shape[2])
+    left = ops.cast(left, "int32")[:, None]
+    weight = ops.cast(weight, images.dtype)[None, None, :, None]
+    return take_columns(images, left + first) * (1 - weight) + take_columns(images, left + second) * weight
 
 
 def rotate(images, angles):
@@ -58,11 +75,10 @@ def rotate(images, angles):
     """
     height, width = images.shape[1], images.shape[2]
     cy, cx = (height - 1) / 2, (width - 1) / 2
-    ys, xs = tf.meshgrid(
-        tf.range(height, dtype=tf.float32) - cy, tf.range(width, dtype=tf.float32) - cx, indexing="ij"
-    )
-    angles = tf.cast(angles, tf.float32)
-    cos, sin = tf.cos(angles)[:, None, None], tf.sin(angles)[:, None, None]
+    ys, xs = np.meshgrid(np.arange(height) - cy, np.arange(width) - cx, indexing="ij")
+    ys, xs = ys.astype(np.float32)[None], xs.astype(np.float32)[None]
+    angles = ops.cast(angles, "float32")
+    cos, sin = ops.cos(angles)[:, None, None], ops.sin(angles)[:, None, None]
     src_x = cos * xs - sin * ys + cx
     src_y = sin * xs + cos * ys + cy
     return _bilinear_reflect(images, src_y, src_x)
@@ -70,15 +86,17 @@ def rotate(images, angles):
 
 def _bilinear_reflect(images, y, x):
     """Sample ``images`` (B, H, W, C) at float coordinates ``y``, ``x`` (B, H', W')."""
-    height, width = images.shape[1], images.shape[2]
-    y_floor, x_floor = tf.floor(y), tf.floor(x)
-    wy = tf.cast(y - y_floor, images.dtype)[..., None]
-    wx = tf.cast(x - x_floor, images.dtype)[..., None]
-    y0, x0 = tf.cast(y_floor, tf.int32), tf.cast(x_floor, tf.int32)
+    height, width, channels = images.shape[1], images.shape[2], images.shape[3]
+    y_floor, x_floor = ops.floor(y), ops.floor(x)
+    wy = ops.cast(y - y_floor, images.dtype)[..., None]
+    wx = ops.cast(x - x_floor, images.dtype)[..., None]
+    y0, x0 = ops.cast(y_floor, "int32"), ops.cast(x_floor, "int32")
+    # One gather from the batch seen as a list of pixels.
+    pixel_list = ops.reshape(images, (-1, channels))
+    offsets = ops.arange(ops.shape(images)[0], dtype="int32")[:, None, None] * (height * width)
 
     def pixels(rows, cols):
-        index = tf.stack([_reflect(rows, height), _reflect(cols, width)], axis=-1)
-        return tf.gather_nd(images, index, batch_dims=1)
+        return ops.take(pixel_list, offsets + _reflect(rows, height) * width + _reflect(cols, width), axis=0)
 
     upper = pixels(y0, x0) * (1 - wx) + pixels(y0, x0 + 1) * wx
     lower = pixels(y0 + 1, x0) * (1 - wx) + pixels(y0 + 1, x0 + 1) * wx
@@ -88,8 +106,8 @@ def _bilinear_reflect(images, y, x):
 def _reflect(index, size):
     """Map integer ``index`` into ``[0, size)`` by mirroring across the borders: -1 -> 0, size -> size - 1."""
     period = 2 * size
-    folded = tf.math.floormod(index, period)
-    return tf.where(folded >= size, period - 1 - folded, folded)
+    folded = ops.mod(index, period)
+    return ops.where(folded >= size, period - 1 - folded, folded)
 
 
 @keras.saving.register_keras_serializable(package="monet_keras")
@@ -128,28 +146,22 @@ class TrainingAugmentation(keras.layers.Layer):
     def call(self, images, training=False):
         if not training:
             return images
-        if images.shape.rank != 4 or tuple(images.shape[1:3]) != (self.image_size, self.image_size):
+        if len(images.shape) != 4 or tuple(images.shape[1:3]) != (self.image_size, self.image_size):
             raise MonetKerasError(
                 f"augmentation expects NHWC batches of {self.image_size}x{self.image_size} images "
                 f"(image_size), got shape {tuple(images.shape)}"
             )
-        seed = stateless_seed(self.seed_generator)
-        batch = tf.shape(images)[0]
+        batch = ops.shape(images)[0]
         if self.flip:
-            draws = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_fold_in(seed, 0))
-            images = flip_left_right(images, draws < 0.5)
+            images = flip_left_right(images, randomness.uniform(batch, self.seed_generator) < 0.5)
         if self.crop_size < self.image_size:
-            corners = tf.random.stateless_uniform(
-                [2, batch], tf.random.experimental.stateless_fold_in(seed, 1),
-                0, self.image_size - self.crop_size + 1, dtype=tf.int32,
-            )
-            images = crop_resize(images, corners[0], corners[1], self.crop_size)
+            corners = self.image_size - self.crop_size + 1
+            top = randomness.randint(batch, self.seed_generator, 0, corners)
+            left = randomness.randint(batch, self.seed_generator, 0, corners)
+            images = crop_resize(images, top, left, self.crop_size)
         if self.rotation > 0:
             turn = self.rotation * 2 * math.pi
-            angles = tf.random.stateless_uniform(
-                [batch], tf.random.experimental.stateless_fold_in(seed, 2), -turn, turn
-            )
-            images = rotate(images, angles)
+            images = rotate(images, randomness.uniform(batch, self.seed_generator, -turn, turn))
         return images
 
     def compute_output_shape(self, input_shape):

@@ -21,15 +21,18 @@ sample of the batch; images are NHWC in [-1, 1] (the paper's convention too):
 A policy is a comma-separated list of op names applied left to right; ``color`` stands for
 ``brightness,saturation,contrast``; the empty policy is the identity.
 
-Randomness is stateless (``tf.random.stateless_*``) from a seed resolved by
-:func:`stateless_seed`, so the ops run inside ``tf.function``, under XLA and in every replica
-of a ``tf.distribute`` strategy; shapes are static and nothing is drawn in Python.
+Each op is a draw (:mod:`monet_keras.model.randomness`: per sample, from a seeded
+``keras.random.SeedGenerator``, right under ``tf.distribute`` and on JAX) followed by a function
+of the drawn magnitudes (``shift_brightness``, ``scale_saturation``, ``scale_contrast``,
+``shift``, ``cut``). Everything is ``keras.ops``: the ops run on TensorFlow (also inside
+``tf.function`` and under XLA) and on JAX (inside a jitted stateless train step); shapes are
+static and nothing is drawn in Python.
 """
 
-import keras
-import tensorflow as tf
+from keras import ops
 
 from monet_keras.errors import MonetKerasError
+from monet_keras.model import randomness
 
 OPS = ("brightness", "saturation", "contrast", "translation", "cutout")
 GROUPS = {"color": ("brightness", "saturation", "contrast")}
@@ -63,59 +66,62 @@ def parse_policy(policy: str) -> tuple:
     return tuple(names)
 
 
-def stateless_seed(seed=None) -> tf.Tensor:
-    """A ``(2,)`` int32 seed for ``tf.random.stateless_*`` ops, distinct per replica.
+def shift_brightness(x, b):
+    """``x + b[i]`` for sample ``i``."""
+    return x + _per_sample(b, x.dtype)
 
-    ``seed`` may be a ``keras.random.SeedGenerator`` (its next seed: a new one every call,
-    also inside ``tf.function``), a ``(2,)`` integer tensor (used as given), a Python int
-    (``[seed, 0]``), or None (drawn from TensorFlow's global stateful generator, not
-    reproducible). Inside a ``tf.distribute`` replica context the replica's id is folded in,
-    so replicas that share a seed still draw different values; on one device replica 0 is
-    folded in.
-    """
-    if isinstance(seed, keras.random.SeedGenerator):
-        seed = seed.next()
-    elif seed is None:
-        seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-    elif isinstance(seed, int):
-        seed = tf.constant([seed, 0], dtype=tf.int64)
-    seed = tf.convert_to_tensor(seed)
-    if seed.dtype != tf.int32:
-        seed = tf.cast(tf.math.floormod(tf.cast(seed, tf.int64), tf.int32.max), tf.int32)
-    context = tf.distribute.get_replica_context()
-    replica = 0 if context is None else context.replica_id_in_sync_group
-    return tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int32))
+
+def scale_saturation(x, s):
+    """``(x - m) * s[i] + m`` for sample ``i``, ``m`` the mean over channels of each pixel."""
+    mean = _mean(x, axis=3)
+    return (x - mean) * _per_sample(s, x.dtype) + mean
+
+
+def scale_contrast(x, c):
+    """``(x - m) * c[i] + m`` for sample ``i``, ``m`` the mean of the image."""
+    mean = _mean(x, axis=(1, 2, 3))
+    return (x - mean) * _per_sample(c, x.dtype) + mean
 
 
 def brightness(x, seed):
     """``x + b``, ``b ~ U(-0.5, 0.5)`` per sample."""
-    b = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], seed, -0.5, 0.5)
-    return x + tf.cast(b, x.dtype)
+    return shift_brightness(x, randomness.uniform(ops.shape(x)[0], seed, -0.5, 0.5))
 
 
 def saturation(x, seed):
     """``(x - m) * s + m``, ``m`` = mean over channels of each pixel, ``s ~ U(0, 2)`` per sample."""
-    s = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], seed, 0.0, 2.0)
-    mean = _mean(x, axis=3)
-    return (x - mean) * tf.cast(s, x.dtype) + mean
+    return scale_saturation(x, randomness.uniform(ops.shape(x)[0], seed, 0.0, 2.0))
 
 
 def contrast(x, seed):
     """``(x - m) * c + m``, ``m`` = mean of each image, ``c ~ U(0.5, 1.5)`` per sample."""
-    c = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], seed, 0.5, 1.5)
-    mean = _mean(x, axis=[1, 2, 3])
-    return (x - mean) * tf.cast(c, x.dtype) + mean
+    return scale_contrast(x, randomness.uniform(ops.shape(x)[0], seed, 0.5, 1.5))
 
 
 def translation_shifts(batch_size, height, width, seed, ratio=TRANSLATION_RATIO):
     """Per-sample integer shifts ``(dy, dx)``, each of shape ``(batch_size,)``, uniform in
     ``[-int(height * ratio), int(height * ratio)]`` and likewise for width."""
     max_dy, max_dx = int(height * ratio), int(width * ratio)
-    dy = tf.random.stateless_uniform([batch_size], seed, -max_dy, max_dy + 1, dtype=tf.int32)
-    dx = tf.random.stateless_uniform(
-        [batch_size], tf.random.experimental.stateless_fold_in(seed, 1), -max_dx, max_dx + 1, dtype=tf.int32
-    )
+    dy = randomness.randint(batch_size, seed, -max_dy, max_dy + 1)
+    dx = randomness.randint(batch_size, seed, -max_dx, max_dx + 1)
     return dy, dx
+
+
+def take_rows(images, rows):
+    """``out[b, r] = images[b, rows[b, r]]``: per-sample rows (int ``(B, R)``) of an NHWC batch.
+
+    One gather from the batch seen as a stack of rows; its gradient scatters back to the rows.
+    """
+    height = images.shape[1]
+    stacked = ops.reshape(images, (-1, *images.shape[2:]))
+    offsets = ops.arange(ops.shape(images)[0], dtype="int32")[:, None] * height
+    return ops.take(stacked, ops.cast(rows, "int32") + offsets, axis=0)
+
+
+def take_columns(images, cols):
+    """``out[b, :, c] = images[b, :, cols[b, c]]``: per-sample columns (int ``(B, C')``)."""
+    transposed = ops.transpose(images, (0, 2, 1, 3))
+    return ops.transpose(take_rows(transposed, cols), (0, 2, 1, 3))
 
 
 def shift(x, dy, dx):
@@ -125,19 +131,19 @@ def shift(x, dy, dx):
     gradient is a scatter of the output gradient back to the source pixels.
     """
     height, width = x.shape[1], x.shape[2]
-    rows = tf.range(height)[None, :] + dy[:, None]  # (B, H)
-    cols = tf.range(width)[None, :] + dx[:, None]  # (B, W)
-    x = tf.gather(x, tf.clip_by_value(rows, 0, height - 1), axis=1, batch_dims=1)
-    x = tf.gather(x, tf.clip_by_value(cols, 0, width - 1), axis=2, batch_dims=1)
-    row_ok = tf.cast((rows >= 0) & (rows < height), x.dtype)
-    col_ok = tf.cast((cols >= 0) & (cols < width), x.dtype)
+    rows = ops.arange(height, dtype="int32")[None, :] + ops.cast(dy, "int32")[:, None]  # (B, H)
+    cols = ops.arange(width, dtype="int32")[None, :] + ops.cast(dx, "int32")[:, None]  # (B, W)
+    x = take_rows(x, ops.clip(rows, 0, height - 1))
+    x = take_columns(x, ops.clip(cols, 0, width - 1))
+    row_ok = ops.cast((rows >= 0) & (rows < height), x.dtype)
+    col_ok = ops.cast((cols >= 0) & (cols < width), x.dtype)
     return x * row_ok[:, :, None, None] * col_ok[:, None, :, None]
 
 
 def translation(x, seed):
     """Shift each image by up to 1/8 of its side (integer pixels per axis), zero padded."""
     _check_static(x)
-    dy, dx = translation_shifts(tf.shape(x)[0], x.shape[1], x.shape[2], seed)
+    dy, dx = translation_shifts(ops.shape(x)[0], x.shape[1], x.shape[2], seed)
     return shift(x, dy, dx)
 
 
@@ -148,9 +154,8 @@ def cutout_corners(batch_size, height, width, seed, ratio=CUTOUT_RATIO):
     be negative or run past the image (the rectangle is clipped by :func:`cut`).
     """
     cut_h, cut_w = int(height * ratio), int(width * ratio)
-    cy = tf.random.stateless_uniform([batch_size], seed, 0, height + 1 - cut_h % 2, dtype=tf.int32)
-    x_seed = tf.random.experimental.stateless_fold_in(seed, 1)
-    cx = tf.random.stateless_uniform([batch_size], x_seed, 0, width + 1 - cut_w % 2, dtype=tf.int32)
+    cy = randomness.randint(batch_size, seed, 0, height + 1 - cut_h % 2)
+    cx = randomness.randint(batch_size, seed, 0, width + 1 - cut_w % 2)
     return cy - cut_h // 2, cx - cut_w // 2, cut_h, cut_w
 
 
@@ -158,18 +163,19 @@ def cut(x, y0, x0, cut_h, cut_w):
     """Zero rows ``y0[b] .. y0[b] + cut_h - 1`` x columns ``x0[b] .. x0[b] + cut_w - 1`` of
     image ``b`` (the part inside the image), by multiplying with a 0/1 mask."""
     height, width = x.shape[1], x.shape[2]
-    rows = tf.range(height)[None, :]
-    cols = tf.range(width)[None, :]
-    in_rows = (rows >= y0[:, None]) & (rows < y0[:, None] + cut_h)  # (B, H)
-    in_cols = (cols >= x0[:, None]) & (cols < x0[:, None] + cut_w)  # (B, W)
+    y0, x0 = ops.cast(y0, "int32")[:, None], ops.cast(x0, "int32")[:, None]
+    rows = ops.arange(height, dtype="int32")[None, :]
+    cols = ops.arange(width, dtype="int32")[None, :]
+    in_rows = (rows >= y0) & (rows < y0 + cut_h)  # (B, H)
+    in_cols = (cols >= x0) & (cols < x0 + cut_w)  # (B, W)
     inside = in_rows[:, :, None] & in_cols[:, None, :]
-    return x * tf.cast(~inside, x.dtype)[:, :, :, None]
+    return x * ops.cast(ops.logical_not(inside), x.dtype)[:, :, :, None]
 
 
 def cutout(x, seed):
     """Zero a rectangle of half the height and half the width at a random per-sample position."""
     _check_static(x)
-    y0, x0, cut_h, cut_w = cutout_corners(tf.shape(x)[0], x.shape[1], x.shape[2], seed)
+    y0, x0, cut_h, cut_w = cutout_corners(ops.shape(x)[0], x.shape[1], x.shape[2], seed)
     return cut(x, y0, x0, cut_h, cut_w)
 
 
@@ -185,28 +191,33 @@ _FUNCTIONS = {
 def diff_augment(x, policy="color,translation,cutout", seed=None):
     """Apply the ops of ``policy`` (see :func:`parse_policy`) to the NHWC batch ``x``.
 
-    Differentiable w.r.t. ``x``; output shape and dtype equal the input's. ``seed`` is
-    resolved once by :func:`stateless_seed` (pass a ``keras.random.SeedGenerator`` to get new
-    draws on every call) and each op gets its own seed folded from it. The empty policy
-    returns ``x`` itself.
+    Differentiable w.r.t. ``x``; output shape and dtype equal the input's. ``seed``: a
+    ``keras.random.SeedGenerator`` (new draws on every call, the train step's way), an int (the
+    same draws for the same int) or None (random); see :func:`randomness.seed_generator`. The
+    empty policy returns ``x`` itself.
     """
     names = parse_policy(policy)
     if not names:
         return x
-    x = tf.convert_to_tensor(x)
-    base = stateless_seed(seed)
-    for index, name in enumerate(names):
-        x = _FUNCTIONS[name](x, tf.random.experimental.stateless_fold_in(base, index))
+    x = ops.convert_to_tensor(x)
+    generator = randomness.seed_generator(seed)
+    for name in names:
+        x = _FUNCTIONS[name](x, generator)
     return x
+
+
+def _per_sample(values, dtype):
+    """``(B,)`` magnitudes as ``(B, 1, 1, 1)`` in ``dtype``, to broadcast over an NHWC batch."""
+    return ops.cast(values, dtype)[:, None, None, None]
 
 
 def _mean(x, axis):
     """Mean over ``axis`` (kept) accumulated in float32, returned in ``x``'s dtype."""
-    return tf.cast(tf.reduce_mean(tf.cast(x, tf.float32), axis=axis, keepdims=True), x.dtype)
+    return ops.cast(ops.mean(ops.cast(x, "float32"), axis=axis, keepdims=True), x.dtype)
 
 
 def _check_static(x):
-    if x.shape.rank != 4 or x.shape[1] is None or x.shape[2] is None:
+    if len(x.shape) != 4 or x.shape[1] is None or x.shape[2] is None:
         raise MonetKerasError(
-            f"DiffAugment needs NHWC images with static height and width, got shape {x.shape}"
+            f"DiffAugment needs NHWC images with static height and width, got shape {tuple(x.shape)}"
         )
