@@ -49,7 +49,7 @@ def main():
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
-    parser.add_argument("--eager", action="store_true", help="run the step eagerly (TensorFlow: no graph rewrites)")
+    parser.add_argument("--eager", action="store_true", help="run the step eagerly (no graph rewrites)")
     args = parser.parse_args()
 
     strategy = runtime.pick_strategy(verbose=False)

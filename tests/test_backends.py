@@ -22,8 +22,9 @@ def _step(tmp_path, name, backend, *args, devices=1):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     out = tmp_path / f"{name}.npz"
-    done = subprocess.run([sys.executable, os.path.join(HERE, "backend_step.py"), str(tmp_path / "weights.npz"),
-                           str(out), "--devices", str(devices), *args],
+    script = os.path.join(HERE, "backend_step.py")
+    done = subprocess.run([sys.executable, script, str(tmp_path / "weights.npz"), str(out),
+                           "--devices", str(devices), *args],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as stored:
