@@ -17,6 +17,14 @@ from monet_keras.submit import zipcheck
 
 # --- train ----------------------------------------------------------------------------------
 
+def add_backend_argument(parser):
+    from monet_keras.accel.backends import CHOICES
+
+    parser.add_argument("--backend", default="auto", choices=CHOICES,
+                        help="Keras backend: auto (default) = KERAS_BACKEND if set, else JAX on a TPU VM "
+                             "and TensorFlow elsewhere")
+
+
 def add_config_arguments(parser):
     parser.add_argument("--variant", default="Os", choices=list(VARIANTS),
                         help="the report's model (default Os)")
@@ -78,6 +86,7 @@ def _add_train(commands):
     parser.add_argument("--data", help="Kaggle-layout data folder (default: the Kaggle input folder)")
     parser.add_argument("--out", required=True, help="run folder (resumed if it holds a checkpoint)")
     add_config_arguments(parser)
+    add_backend_argument(parser)
     parser.set_defaults(func=_train)
 
 
@@ -130,6 +139,7 @@ def _add_translate(commands):
     parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
                         help="check every photo first and leave out (and count) unreadable or odd ones, "
                              "as train --skip-corrupt does")
+    add_backend_argument(parser)
     parser.set_defaults(func=_translate)
 
 
@@ -210,6 +220,7 @@ def _add_evaluate(commands):
     parser.add_argument("--kid-subsets", type=int, default=metrics.KID_SUBSETS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the KID subsets (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the table")
+    add_backend_argument(parser)
     parser.set_defaults(func=_evaluate)
 
 
@@ -229,6 +240,7 @@ def _add_figures(commands):
                     "check) into the run folder.")
     parser.add_argument("--run", required=True, help="a finished RUN_DIR")
     parser.add_argument("--data", help="data folder (default: the run's)")
+    add_backend_argument(parser)
     parser.set_defaults(func=_figures)
 
 
@@ -388,4 +400,13 @@ def main(argv=None):
     """Run one command; returns its exit status (2 for a user error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    return run_command(args.func, args)
+    return run_command(_run, args)
+
+
+def _run(args):
+    """The command, on its Keras backend (chosen before the command's modules import Keras)."""
+    if hasattr(args, "backend"):
+        from monet_keras.accel.backends import choose_backend
+
+        choose_backend(args.backend)
+    return args.func(args)

@@ -61,13 +61,13 @@ def choose_backend(requested="auto"):
                                   f"or set KERAS_BACKEND)")
     else:
         os.environ["KERAS_BACKEND"] = backend
-    if backend == "jax":
+    if backend == "jax" and glob.glob("/dev/nvidia[0-9]*"):
         _keep_tensorflow_off_gpus()
     return backend
 
 
 def _keep_tensorflow_off_gpus():
-    import tensorflow as tf
+    import tensorflow as tf  # only on a GPU machine under JAX
 
     try:
         tf.config.set_visible_devices([], "GPU")

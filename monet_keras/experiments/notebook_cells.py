@@ -57,6 +57,7 @@ cycle_noise_std = 0.0     # report eq. 8 ("adversarial self-defense"): 0.08 in t
 holdout_monet = 0
 skip_corrupt = False      # True = leave out (and count) unreadable or odd images instead of stopping
 seed = 42
+backend = "auto"          # Keras backend: auto = JAX on a TPU VM (Kaggle's TPU image), else TensorFlow; or "jax"
 precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
 time_budget = "auto"      # whole run: "4h30m", "90m", "600s", seconds; auto = Kaggle's 300 min - 15; None
 evaluate = True           # MiFID estimate and memorization report
@@ -66,8 +67,9 @@ jpeg_quality = 95""", ["parameters"]),
     ("markdown", """\
 ## Setup
 
-Install the library if needed (from the `monet-keras` Kaggle dataset, offline), pick the strategy
-(TPU, GPU or CPU) and find the data."""),
+Install the library if needed (from the `monet-keras` Kaggle dataset, offline), choose the Keras
+backend before anything imports Keras (on Kaggle's TPU image only JAX can drive the TPU), spread
+the run over the devices (TPU, GPUs or CPU) and find the data."""),
     ("code", """\
 import glob
 import importlib.util
@@ -86,10 +88,14 @@ if importlib.util.find_spec("monet_keras") is None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheels[-1]],
                    check=True)
 import monet_keras
-from monet_keras.train import budget
+from monet_keras.accel import backends
+
+keras_backend = backends.choose_backend(backend)  # before anything imports Keras
+from monet_keras.train import budget  # noqa: E402
 
 run_clock = budget.RunClock()  # the time budget counts from here
-print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.__file__)}")"""),
+print(f"monet_keras {monet_keras.__version__} from {os.path.dirname(monet_keras.__file__)}; "
+      f"Keras backend: {keras_backend}")"""),
     ("code", """\
 from monet_keras.accel import runtime
 from monet_keras.experiments import notebook as nb
