@@ -69,3 +69,57 @@ def test_jax_data_parallel_over_two_devices_equals_one(tmp_path):
     one = _step(tmp_path, "one", "jax", "--batch", "4", devices=1)
     two = _step(tmp_path, "two", "jax", "--batch", "4", devices=2)
     _assert_same(one, two, rtol=1e-5)
+
+
+def _train(folder, out, backend, epochs):
+    """``monet-keras train`` on ``backend`` up to ``epochs`` epochs (resuming ``out``); its stdout."""
+    command = [sys.executable, "-m", "monet_keras", "train", "--backend", backend, "--data", folder,
+               "--out", str(out), "--variant", "Os+Aug", "--image-size", "32", "--base-filters", "4",
+               "--epochs", str(epochs), "--steps-per-epoch", "2", "--set", "pool_size=2", "--set", "ema_decay=0.9"]
+    done = subprocess.run(command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def _generator_output(path, backend, images):
+    """G(images) of the saved generator at ``path``, loaded on ``backend`` in a process without
+    monet_keras importable (the file holds Keras's own layers only)."""
+    np.save(path.parent / "images.npy", images)
+    code = ("import sys, keras, numpy as np; sys.modules['monet_keras'] = None; "
+            f"g = keras.saving.load_model({str(path)!r}); "
+            f"np.save({str(path.parent / 'out.npy')!r}, "
+            f"keras.ops.convert_to_numpy(g(np.load({str(path.parent / 'images.npy')!r}))))")
+    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, KERAS_BACKEND=backend,
+                                                                 TF_CPP_MIN_LOG_LEVEL="2"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return np.load(path.parent / "out.npy")
+
+
+@pytest.mark.slow
+def test_a_run_moves_between_backends(tmp_path):
+    # JAX trains epoch 1, TensorFlow resumes for epoch 2, JAX again for epoch 3: each resume
+    # starts from the other backend's checkpoint (weights, Adam and EMA slots, step count), and
+    # the saved generator computes the same image on both backends.
+    from kaggle_fixtures import write_kaggle_folder
+
+    folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
+    out = tmp_path / "run"
+    assert "runs on jax, 1 cpu device(s), float32" in _train(folder, out, "jax", 1)
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+
+    def same_image_on_both_backends():
+        on_jax = _generator_output(out / "monet_generator.keras", "jax", images)
+        on_tensorflow = _generator_output(out / "monet_generator.keras", "tensorflow", images)
+        assert on_jax.shape == (2, 32, 32, 3) and np.abs(on_jax).max() <= 1
+        np.testing.assert_allclose(on_jax, on_tensorflow, atol=1e-5)
+        return on_jax
+
+    saved_by_jax = same_image_on_both_backends()
+    log = _train(folder, out, "tensorflow", 2)
+    assert "runs on tensorflow" in log and "resuming" in log and "from epoch 1 of 2 (optimizer step 2)" in log
+    saved_by_tensorflow = same_image_on_both_backends()
+    assert np.abs(saved_by_tensorflow - saved_by_jax).max() > 1e-4  # epoch 2 changed the generator
+    log = _train(folder, out, "jax", 3)
+    assert "from epoch 2 of 3 (optimizer step 4)" in log

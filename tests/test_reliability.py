@@ -26,14 +26,15 @@ ROOT = os.path.dirname(os.path.dirname(__file__))
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume(tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_sigkill_mid_epoch_then_resume(tmp_path, backend):
     folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=8, size=32)
     out = tmp_path / "run"
     steps, epochs = 150, 3
     command = [sys.executable, "-m", "monet_keras", "train", "--data", folder, "--out", str(out),
                "--image-size", "32", "--base-filters", "8", "--epochs", str(epochs),
-               "--steps-per-epoch", str(steps)]
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+               "--steps-per-epoch", str(steps), "--backend", backend]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "epoch-0001.npz"

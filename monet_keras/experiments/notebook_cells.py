@@ -57,7 +57,7 @@ cycle_noise_std = 0.0     # report eq. 8 ("adversarial self-defense"): 0.08 in t
 holdout_monet = 0
 skip_corrupt = False      # True = leave out (and count) unreadable or odd images instead of stopping
 seed = 42
-backend = "auto"          # Keras backend: auto = JAX on a TPU VM (Kaggle's TPU image), else TensorFlow; or "jax"
+backend = "auto"          # Keras backend: auto = JAX on a TPU VM (Kaggle's TPU image), else TensorFlow
 precision = "auto"        # auto = float32 on CPU/GPU, bfloat16 on TPU
 time_budget = "auto"      # whole run: "4h30m", "90m", "600s", seconds; auto = Kaggle's 300 min - 15; None
 evaluate = True           # MiFID estimate and memorization report
