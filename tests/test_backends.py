@@ -75,7 +75,8 @@ def _train(folder, out, backend, epochs):
     """``monet-keras train`` on ``backend`` up to ``epochs`` epochs (resuming ``out``); its stdout."""
     command = [sys.executable, "-m", "monet_keras", "train", "--backend", backend, "--data", folder,
                "--out", str(out), "--variant", "Os+Aug", "--image-size", "32", "--base-filters", "4",
-               "--epochs", str(epochs), "--steps-per-epoch", "2", "--set", "pool_size=2", "--set", "ema_decay=0.9"]
+               "--epochs", str(epochs), "--steps-per-epoch", "2",
+               "--set", "pool_size=2", "--set", "ema_decay=0.9"]
     done = subprocess.run(command, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
