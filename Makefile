@@ -46,12 +46,13 @@ demo: demo-data
 # which one core does, so two workers finish the suite sooner on two cores.
 PYTEST := -m pytest -q -n 2 --dist loadfile
 
-# The test files whose code runs on both Keras backends run a second time under JAX.
-JAX_TESTS := test_losses test_networks test_augment test_diffaugment test_image_pool
+# The tests whose code runs on both Keras backends run a second time under JAX.
+JAX_TESTS := test_losses.py test_networks.py test_augment.py test_diffaugment.py test_image_pool.py \
+    test_training.py::test_two_steps_of_every_variant
 
 test: venv lint
 	$(PY) $(PYTEST)
-	KERAS_BACKEND=jax $(PY) $(PYTEST) $(patsubst %,tests/%.py,$(JAX_TESTS))
+	KERAS_BACKEND=jax $(PY) $(PYTEST) $(addprefix tests/,$(JAX_TESTS))
 
 # The edit-run loop: everything but the tests that train or execute the notebook.
 test-fast: venv
