@@ -47,7 +47,7 @@ demo: demo-data
 PYTEST := -m pytest -q -n 2 --dist loadfile
 
 # The test files whose code runs on both Keras backends run a second time under JAX.
-JAX_TESTS := test_losses test_networks
+JAX_TESTS := test_losses test_networks test_generators
 
 test: venv lint
 	$(PY) $(PYTEST)
