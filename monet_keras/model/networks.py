@@ -16,8 +16,9 @@
   two 3x3 stride-2 transposed convs (2 base, base), reflection pad 3, 7x7 conv (3) + tanh; every
   conv but the last without bias and followed by instance norm and ReLU. 9 residual blocks at 256
   px and above, 6 below (:func:`resnet_blocks`); 11,383,427 parameters at 256 px with base 64.
-  The stride-2 layers use Keras's "same" padding, which pads the other side than PyTorch's
-  ``padding=1``: the same network mirrored, with flipped kernels.
+  The stride-2 layers use Keras's "same" padding, which pads after (bottom, right) where
+  PyTorch's ``padding=1`` in effect pads before: the same network on the mirrored image, with
+  flipped kernels.
 - :func:`build_generator_from_config`: the generator an ExperimentConfig names.
 - :func:`build_discriminator`: PatchGAN. Down base, 2*base (no norm on the first), 4*base,
   zero-pad, Conv 8*base 4x4 stride 1, norm, LeakyReLU, zero-pad, Conv 1 4x4 stride 1: a 30x30
