@@ -47,8 +47,8 @@ demo: demo-data
 PYTEST := -m pytest -q -n 2 --dist loadfile
 
 # The tests whose code runs on both Keras backends run a second time under JAX.
-JAX_TESTS := test_losses.py test_networks.py test_augment.py test_diffaugment.py test_image_pool.py \
-    test_training.py::test_two_steps_of_every_variant
+JAX_TESTS := test_losses.py test_networks.py test_generators.py test_augment.py test_diffaugment.py \
+    test_image_pool.py test_training.py::test_two_steps_of_every_variant
 
 test: venv lint
 	$(PY) $(PYTEST)

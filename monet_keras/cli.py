@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.config import GENERATORS, UPSAMPLINGS, VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.evaluate import features, metrics
 from monet_keras.submit import zipcheck
@@ -33,6 +33,14 @@ def add_config_arguments(parser):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--base-filters", type=int, dest="base_filters")
+    parser.add_argument("--generator", choices=GENERATORS,
+                        help="unet (the report's) or resnet (Zhu et al.'s CycleGAN generator)")
+    parser.add_argument("--upsample", choices=UPSAMPLINGS,
+                        help="the generator's up-sampling: transpose (stride-2 transposed convolutions, the "
+                             "report's) or resize (nearest-neighbour x2 + 3x3 convolution, no checkerboard)")
+    parser.add_argument("--unet-inner-norm", action=argparse.BooleanOptionalAction, dest="unet_inner_norm",
+                        help="instance norm on the U-Net's 1x1 bottleneck (on in the report; there it passes "
+                             "only its beta)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
     parser.add_argument("--time-budget", dest="time_budget", metavar="DURATION",
@@ -53,8 +61,8 @@ def config_from_args(args) -> ExperimentConfig:
     if args.config:
         overrides.update(ExperimentConfig.load(args.config).to_dict())
         overrides.pop("variant", None)
-    for field in ("image_size", "epochs", "batch_size", "base_filters", "seed", "steps_per_epoch",
-                  "time_budget"):
+    for field in ("image_size", "epochs", "batch_size", "base_filters", "generator", "upsample",
+                  "unet_inner_norm", "seed", "steps_per_epoch", "time_budget"):
         value = getattr(args, field)
         if value is not None:
             overrides[field] = value

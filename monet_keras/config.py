@@ -14,6 +14,8 @@ from monet_keras.errors import MonetKerasError
 SAMPLINGS = ("over", "under")
 ADVERSARIAL_LOSSES = ("bce", "lsgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+GENERATORS = ("unet", "resnet")
+UPSAMPLINGS = ("transpose", "resize")
 
 
 @dataclasses.dataclass
@@ -30,8 +32,11 @@ class ExperimentConfig:
     holdout_monet: int = 0  # Monet paintings kept out of training for evaluation
     skip_corrupt: bool = False  # skip unreadable records instead of stopping before training
 
-    # model
+    # model (monet_keras.model.networks)
     base_filters: int = 64
+    generator: str = "unet"  # "unet" (report) or "resnet" (Zhu et al.'s CycleGAN generator)
+    unet_inner_norm: bool = True  # instance norm on the U-Net's 1x1 bottleneck (report); it passes only beta
+    upsample: str = "transpose"  # "transpose" (report) or "resize": nearest x2 + 3x3 conv (Odena et al. 2016)
 
     # optimisation
     epochs: int = 25
@@ -85,6 +90,12 @@ class ExperimentConfig:
             bad("sampling", f"expected one of {', '.join(SAMPLINGS)}")
         if self.adversarial_loss not in ADVERSARIAL_LOSSES:
             bad("adversarial_loss", f"expected one of {', '.join(ADVERSARIAL_LOSSES)}")
+        if self.generator not in GENERATORS:
+            bad("generator", f"expected one of {', '.join(GENERATORS)}")
+        if self.upsample not in UPSAMPLINGS:
+            bad("upsample", f"expected one of {', '.join(UPSAMPLINGS)}")
+        if not isinstance(self.unet_inner_norm, bool):
+            bad("unet_inner_norm", "expected true or false")
         if self.precision not in PRECISIONS:
             bad("precision", f"expected one of {', '.join(PRECISIONS)}")
         if self.jit_compile not in ("auto", "true", "false"):

@@ -32,7 +32,8 @@ PROBE = ("import runpy, sys\n"
 # "-p, --parameter" is one option.
 OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
-              "--epochs": None, "--batch-size": None, "--base-filters": None, "--seed": None,
+              "--epochs": None, "--batch-size": None, "--base-filters": None, "--generator": None,
+              "--upsample": None, "--unet-inner-norm, --no-unet-inner-norm": None, "--seed": None,
               "--steps-per-epoch": None, "--time-budget": None, "--skip-corrupt": False, "--set": None},
     "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32,
                   "--quality": 95, "--image-size": None, "--allow-small": False, "--skip-corrupt": False},
@@ -105,7 +106,8 @@ def test_command_defaults_are_unchanged(command):
     args = vars(cli.build_parser().parse_args([command, *REQUIRED[command]]))
     for option, default in OPTIONS[command].items():
         if option not in REQUIRED[command]:
-            assert args[option.split("--")[-1].replace("-", "_")] == default, option
+            first_long = next(name for name in option.split(", ") if name.startswith("--"))
+            assert args[first_long[2:].replace("-", "_")] == default, option
 
 
 def test_translate_defaults_are_the_library_defaults():

@@ -72,9 +72,13 @@ def build_networks(config, small_map_matmul=False):
     size, base = config.image_size, config.base_filters
     built = {}
     for index, name in enumerate(NETWORK_NAMES):
-        build = networks.build_generator if name.endswith("generator") else networks.build_discriminator
-        built[name] = build(size, base, seed=networks.network_seed(config.seed, index), name=name,
-                            small_map_matmul=small_map_matmul)
+        seed = networks.network_seed(config.seed, index)
+        if name.endswith("generator"):
+            built[name] = networks.build_generator_from_config(config, name, seed=seed,
+                                                               small_map_matmul=small_map_matmul)
+        else:
+            built[name] = networks.build_discriminator(size, base, seed=seed, name=name,
+                                                       small_map_matmul=small_map_matmul)
     return built
 
 
@@ -142,7 +146,7 @@ def _save_float32(weights, config, name, path):
     (variables are float32 under every policy), so the saved model runs float32 and loads
     without this package; returns that model."""
     with policy.dtype_policy("float32"):
-        generator = networks.build_generator(config.image_size, config.base_filters, name=name)
+        generator = networks.build_generator_from_config(config, name)
     generator.set_weights(weights)
     with atomic_path(path, suffix=".keras") as tmp:
         keras.saving.save_model(generator, tmp)
