@@ -47,7 +47,7 @@ demo: demo-data
 PYTEST := -m pytest -q -n 2 --dist loadfile
 
 # The tests whose code runs on both Keras backends run a second time under JAX.
-JAX_TESTS := test_losses.py test_networks.py test_generators.py test_augment.py test_diffaugment.py \
+JAX_TESTS := test_backend_choice.py test_losses.py test_networks.py test_generators.py test_augment.py test_diffaugment.py \
     test_image_pool.py test_training.py::test_two_steps_of_every_variant
 
 test: venv lint
