@@ -269,7 +269,7 @@ def _experiments(args):
     if not args.data:
         raise MonetKerasError("--data is required (the Kaggle-layout data folder) unless --on kaggle")
     outcomes = runner.run_experiments(args.data, args.out, variants, common, per_variant, force=args.force,
-                                      timeout=args.timeout)
+                                      timeout=args.timeout, backend=args.kernel_backend)
     from monet_keras.train.run_folder import RunFolder
 
     runs_dir = os.path.abspath(args.out)
@@ -288,6 +288,9 @@ def _experiments_on_kaggle(args, variants, common, per_variant):
 
     if not args.owner:
         raise MonetKerasError("--on kaggle needs --owner USER (the Kaggle user the kernels belong to)")
+    if args.kernel_backend != "auto":
+        raise MonetKerasError("--backend is for --on local (on Kaggle each kernel picks its own: "
+                              "JAX on a TPU)")
     for flag, value in (("--data", args.data), ("--timeout", args.timeout)):
         if value is not None:
             raise MonetKerasError(f"{flag} is for --on local (on Kaggle each kernel reads the competition's "
@@ -336,6 +339,10 @@ def _add_experiments(commands):
                         help="delete and rerun variants that already finished with the same parameters")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per notebook cell (default: none)")
+    parser.add_argument("--backend", dest="kernel_backend", default="auto",
+                        choices=("auto", "tensorflow", "jax"),
+                        help="Keras backend of the notebooks run here (--on local): auto (default) = "
+                             "KERAS_BACKEND if set, else JAX on a TPU VM and TensorFlow elsewhere")
     parser.add_argument("--time-budget", dest="time_budget", metavar="DURATION",
                         help="each variant's wall-clock limit (the notebook's time_budget), e.g. 4h30m, 90m, "
                              "600s; same as -p time_budget DURATION")

@@ -45,7 +45,8 @@ def test_once_keras_runs_only_its_backend_can_be_chosen(machine):
     current = keras.backend.backend()
     other = {"tensorflow": "jax", "jax": "tensorflow"}[current]
     assert backends.choose_backend(current) == current
-    with pytest.raises(MonetKerasError, match=f"Keras already runs on {current}, so it cannot switch to {other}"):
+    with pytest.raises(MonetKerasError, match=f"Keras already runs on {current}, so it cannot switch to "
+                                              f"{other}"):
         backends.choose_backend(other)
     with pytest.raises(MonetKerasError, match="bad parameter backend='torch'"):
         backends.choose_backend("torch")

@@ -48,7 +48,8 @@ OPTIONS = {
     "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,
                     "--force": False, "--timeout": None, "--time-budget": None, "--on": "local",
                     "--owner": None, "--accelerator": None, "--max-parallel": None,
-                    "--kernel-prefix": "monet-cyclegan-", "--poll-interval": 60.0, "--dry-run": False},
+                    "--kernel-prefix": "monet-cyclegan-", "--poll-interval": 60.0, "--dry-run": False,
+                    "--backend": "auto"},
     "package-kaggle": {"--id": None, "--title": "monet-keras library", "--kernel-title": "Monet CycleGAN",
                        "--license": "other", "--force": False},
 }

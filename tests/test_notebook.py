@@ -102,6 +102,28 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     assert "NOT comparable to Kaggle" in text
 
 
+@pytest.mark.slow
+def test_papermill_run_on_jax(experiment_runs, tmp_path):
+    # The whole notebook on Keras's JAX backend: training, figures, the evaluation and images.zip.
+    pytest.importorskip("jax")  # the oldest supported stack (requirements-kaggle.txt) has none
+    from monet_keras.cli import main
+
+    runs = tmp_path / "runs"
+    argv = ["experiments", "--backend", "jax", "--data", experiment_runs.data_dir, "--out", str(runs),
+            "--variants", "Os"]
+    for key, value in dict(image_size="32", base_filters="4", epochs="1", steps_per_epoch="2").items():
+        argv += ["-p", key, value]
+    assert main(argv) == 0
+    run = runs / "Os"
+    with open(run / "papermill.log", encoding="utf-8") as f:
+        log = f.read()
+    assert "Keras backend: jax" in log and "runs on jax, 1 cpu device(s), float32" in log
+    with open(run / "scores.json", encoding="utf-8") as f:
+        assert json.load(f)["n_generated"] == 10
+    with zipfile.ZipFile(run / "images.zip") as archive:
+        assert len(archive.namelist()) == 10
+
+
 # --- the data and the config ------------------------------------------------------------------
 
 @pytest.fixture

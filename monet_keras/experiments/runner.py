@@ -122,11 +122,14 @@ def write_kernelspec(jupyter_dir):
     return folder
 
 
-def kernel_environment(jupyter_dir):
+def kernel_environment(jupyter_dir, backend="auto"):
     """The environment for papermill and its kernel: the private kernelspec first on JUPYTER_PATH,
-    matplotlib headless, TensorFlow's C++ logging quiet. The kernel is this interpreter, so it
-    imports the installed kit."""
+    matplotlib headless, TensorFlow's C++ logging quiet, and KERAS_BACKEND set when ``backend``
+    names one (the notebook's ``backend = "auto"`` follows it). The kernel is this interpreter, so
+    it imports the installed kit."""
     env = dict(os.environ)
+    if backend != "auto":
+        env["KERAS_BACKEND"] = backend
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (jupyter_dir, env.get("JUPYTER_PATH")) if p)
     env["MPLBACKEND"] = "Agg"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -314,13 +317,14 @@ def write_results(runs_dir, data_dir=""):
 
 
 def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
-                    notebook=None, timeout=None):
+                    notebook=None, timeout=None, backend="auto"):
     """Run the notebook for each of ``variants`` (default: all six) into ``runs_dir``; write the results.
 
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
     top for one variant. A variant whose values are invalid fails without running. Returns
     ``{name: result dict}`` for this invocation (status ``ok``, ``failed`` or ``skipped``).
     ``notebook``: the notebook to execute (default: the kit's own, :mod:`.notebook_cells`).
+    ``backend``: the notebooks' Keras backend (see :func:`kernel_environment`).
     Holds ``runs_dir``'s lock throughout (MonetKerasError if another batch holds it).
     """
     variants = list(variants or VARIANTS)
@@ -330,15 +334,16 @@ def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_vari
     runs_dir = os.path.abspath(runs_dir)
     os.makedirs(runs_dir, exist_ok=True)
     with runs_dir_lock(runs_dir):
-        return _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout)
+        return _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout,
+                           backend)
 
 
-def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout):
+def _run_locked(data_dir, runs_dir, variants, parameters, per_variant, force, notebook, timeout, backend):
     """:func:`run_experiments` once the lock is held."""
     outcomes = {}
     with tempfile.TemporaryDirectory(prefix="monet-keras-jupyter-") as jupyter_dir:
         write_kernelspec(jupyter_dir)
-        env = kernel_environment(jupyter_dir)
+        env = kernel_environment(jupyter_dir, backend)
         notebook = notebook or notebook_cells.write(os.path.join(jupyter_dir, notebook_cells.NOTEBOOK_NAME))
         for name in variants:
             run_dir = os.path.join(runs_dir, folder_name(name))

@@ -30,7 +30,9 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import keras
+import numpy as np
 import tensorflow as tf
+from keras import ops
 from PIL import Image
 
 from monet_keras.data import pipeline
@@ -122,14 +124,37 @@ def _encode_batch(names, pixels, quality):
 
 
 def translate_function(model, input_size):
-    """A traced function: float (B, S, S, 3) photos in [-1, 1] -> uint8 (B, 256, 256, 3) paintings."""
+    """A compiled function: float (B, S, S, 3) photos in [-1, 1] -> uint8 (B, 256, 256, 3) paintings,
+    returned as a numpy array. TensorFlow traces it with ``tf.function``; JAX jits the generator's
+    stateless call (the weights are arguments, not constants baked into the program)."""
+    if keras.backend.backend() == "jax":
+        return _jax_translate_function(model, input_size)
+
     @tf.function(input_signature=[tf.TensorSpec((None, input_size, input_size, 3), tf.float32)])
     def translate(photos):
-        fake = tf.cast(model(photos, training=False), tf.float32)
-        if input_size != OUTPUT_SIZE:
-            fake = tf.image.resize(fake, (OUTPUT_SIZE, OUTPUT_SIZE), method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round((fake + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-    return translate
+        return _to_pixels(model(photos, training=False), input_size)
+    return lambda photos: translate(photos).numpy()
+
+
+def _jax_translate_function(model, input_size):
+    import jax
+
+    @jax.jit
+    def translate(trainable, non_trainable, photos):
+        fake, _ = model.stateless_call(trainable, non_trainable, photos, training=False)
+        return _to_pixels(fake, input_size)
+
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    return lambda photos: np.asarray(translate(trainable, non_trainable, np.asarray(photos)))
+
+
+def _to_pixels(fake, input_size):
+    """Generator outputs in [-1, 1] -> uint8 256x256 images (bilinear, antialiased resize if needed)."""
+    fake = ops.cast(fake, "float32")
+    if input_size != OUTPUT_SIZE:
+        fake = ops.image.resize(fake, (OUTPUT_SIZE, OUTPUT_SIZE), interpolation="bilinear", antialias=True)
+    return ops.cast(ops.clip(ops.round((fake + 1.0) * 127.5), 0.0, 255.0), "uint8")
 
 
 def _entry_name(raw_name, seen, where):
@@ -207,7 +232,7 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
         try:
             for names, images in batches:
                 entries = [_entry_name(n, seen, files.where) for n in names.numpy()]
-                pixels = translate(images).numpy()
+                pixels = translate(images)
                 pending.append(encoder.submit(_encode_batch, entries, pixels, quality))
                 while len(pending) > _PENDING_BATCHES:
                     write_oldest()

@@ -202,7 +202,7 @@ def measure_translation(generator, files, image_size, count, batch_size=32, qual
     times = []
     for photos in iterate(files, load_images(files, image_size).batch(batch_size).take(2)):
         start = clock()
-        for pixels in run(photos).numpy():
+        for pixels in run(photos):
             translate.encode_jpeg(pixels, quality)
         times.append(clock() - start)
     if not times:
