@@ -86,7 +86,7 @@ def written(photos, generator, tmp_path_factory):
 def _expected(model, photo):
     """The painting for one photo, computed without the writer: Pillow resizes, one generator call."""
     small = np.asarray(Image.fromarray(photo).resize((GEN_SIZE, GEN_SIZE), Image.BILINEAR), dtype=np.float32)
-    fake = model(small[None] / 127.5 - 1.0, training=False)[0].numpy()
+    fake = keras.ops.convert_to_numpy(model(small[None] / 127.5 - 1.0, training=False))[0]
     channels = [np.asarray(Image.fromarray(fake[..., c], "F").resize((256, 256), Image.BILINEAR))
                 for c in range(3)]
     return np.clip(np.round((np.stack(channels, -1) + 1.0) * 127.5), 0, 255)
