@@ -35,7 +35,8 @@ start-up, tracing and the epoch's end. Runs alternate between the two and the be
 ``kit`` and ``reference`` (this script, in its own process) for ``--rounds`` rounds.
 
 Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``;
-``python benchmarks/bench_train.py --cli --sizes 256 --rounds 2``.
+``python benchmarks/bench_train.py --cli --sizes 256 --rounds 2``; ``--cli-backends tensorflow,jax``
+times the command on both Keras backends in the same rounds.
 """
 
 import argparse
@@ -200,16 +201,19 @@ def cli_step_times(args, size):
 
     few, many = args.cli_steps
     base = str(args.base_filters)
-    results = {"command": [], "tutorial": [], "kit": [], "reference": []}
+    commands = [f"command ({backend})" for backend in args.cli_backends]
+    results = {**{name: [] for name in commands}, "tutorial": [], "kit": [], "reference": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "demo")
         make_demo(data, n_monet=30, n_photos=60, size=256, seed=0)
 
-        def command(steps, run):
-            return [sys.executable, "-m", "monet_keras", "train", "--data", data, "--out",
-                    os.path.join(tmp, run), "--image-size", str(size), "--base-filters", base,
-                    "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", str(steps),
-                    "--time-budget", "none", *args.cli_set]
+        def command(backend):
+            def make(steps, run):
+                return [sys.executable, "-m", "monet_keras", "train", "--backend", backend, "--data", data,
+                        "--out", os.path.join(tmp, run), "--image-size", str(size), "--base-filters", base,
+                        "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", str(steps),
+                        "--time-budget", "none", *args.cli_set]
+            return make
 
         def tutorial(steps, run):
             return [sys.executable, os.path.abspath(__file__), "--tutorial-fit", data, "--sizes", str(size),
@@ -219,8 +223,10 @@ def cli_step_times(args, size):
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--base-filters", base,
                "--variants", "reference,kit", "--no-peak", "--no-pipeline", "--json"]
         for round_ in range(args.rounds):
-            for name, make in (("command", command), ("tutorial", tutorial)):
-                (t_few, _), (t_many, _) = (_timed_run(make(n, f"{name}-{round_}-{n}")) for n in (few, many))
+            runs = [*((name, command(backend)) for name, backend in zip(commands, args.cli_backends)),
+                    ("tutorial", tutorial)]
+            for index, (name, make) in enumerate(runs):
+                (t_few, _), (t_many, _) = (_timed_run(make(n, f"{index}-{round_}-{n}")) for n in (few, many))
                 results[name].append((t_many - t_few) / (many - few))
                 print(f"  {name}: {few} steps {t_few:.1f} s, {many} steps {t_many:.1f} s -> "
                       f"{results[name][-1]:.3f} s/step", flush=True)
@@ -241,12 +247,14 @@ def _cli_main(args):
     for size in args.sizes:
         results = cli_step_times(args, size)
         median = {name: statistics.median(times) for name, times in results.items()}
-        command, tutorial, kit = median["command"], median["tutorial"], median["kit"]
-        print(f"{size} px: command {command:.3f} s/step, tutorial fit {tutorial:.3f}, "
-              f"kit bench step {kit:.3f}, reference bench step {median['reference']:.3f} "
-              f"(medians over rounds); "
-              f"command speed over tutorial {tutorial / command:.2f}x, "
-              f"command step / kit step {command / kit:.3f}", flush=True)
+        tutorial, kit = median["tutorial"], median["kit"]
+        print(f"{size} px: tutorial fit {tutorial:.3f} s/step, kit bench step (TensorFlow) {kit:.3f}, "
+              f"reference bench step {median['reference']:.3f} (medians over rounds)", flush=True)
+        for backend in args.cli_backends:
+            command = median[f"command ({backend})"]
+            print(f"  command on {backend}: {command:.3f} s/step, "
+                  f"speed over tutorial {tutorial / command:.2f}x, command step / kit step {command / kit:.3f}",
+                  flush=True)
 
 
 def _ints(text):
@@ -318,6 +326,8 @@ def main(argv=None):
     parser.add_argument("--cli", action="store_true",
                         help="time the real train command and a tutorial-style fit loop (marginal s/step)")
     parser.add_argument("--cli-steps", type=_ints, default=[2, 12], help="with --cli: few,many steps per run")
+    parser.add_argument("--cli-backends", type=_words, default=["tensorflow"],
+                        help="with --cli: the Keras backends to time the train command on (tensorflow,jax)")
     parser.add_argument("--cli-set", action="append", default=[], metavar="ARG",
                         help="with --cli: one more argument for the train command (repeatable), e.g. "
                              "--cli-set=--set --cli-set=pool_size=50")
