@@ -253,8 +253,8 @@ def _cli_main(args):
         for backend in args.cli_backends:
             command = median[f"command ({backend})"]
             print(f"  command on {backend}: {command:.3f} s/step, "
-                  f"speed over tutorial {tutorial / command:.2f}x, command step / kit step {command / kit:.3f}",
-                  flush=True)
+                  f"speed over tutorial {tutorial / command:.2f}x, "
+                  f"command step / kit step {command / kit:.3f}", flush=True)
 
 
 def _ints(text):
