@@ -1,4 +1,4 @@
-"""CycleGAN(keras.Model): two generators, two discriminators, one readable train_step.
+"""CycleGAN: two generators, two discriminators, the report's losses in one readable forward pass.
 
 Naming follows keras-io's CycleGAN example: ``fake_monet = G_monet(real_photo)``,
 ``cycled_photo = G_photo(fake_monet)``, ``same_monet = G_monet(real_monet)``. Batches are
@@ -6,7 +6,8 @@ Naming follows keras-io's CycleGAN example: ``fake_monet = G_monet(real_photo)``
 
 Losses are per example and reduced over the *global* batch (see :mod:`monet_keras.model.losses`), so
 training under a ``tf.distribute`` strategy, or on JAX under ``keras.distribution.DataParallel``,
-makes the same update as one device. One optimizer updates all four networks (see ``compile``).
+makes the same update as one device. The train step itself, on both Keras backends, is
+:class:`~monet_keras.model.adversarial.AdversarialModel`'s: one optimizer updates all four networks.
 """
 
 from typing import NamedTuple
@@ -15,6 +16,7 @@ import keras
 from keras import ops
 
 from monet_keras.model import diffaugment, losses
+from monet_keras.model.adversarial import AdversarialModel, global_batch_size
 
 LOSS_NAMES = (
     "monet_gen_loss",  # adversarial loss of G_monet (photo -> Monet)
@@ -46,7 +48,7 @@ class _Logits(NamedTuple):
     pooled_photo: object
 
 
-class CycleGAN(keras.Model):
+class CycleGAN(AdversarialModel):
     """The report's CycleGAN with optional augmentation, DiffAugment and noisy cycle loss.
 
     Args:
@@ -76,7 +78,7 @@ class CycleGAN(keras.Model):
                  lambda_cycle=10.0, lambda_identity=5.0, adversarial_loss="bce", augmenter=None,
                  diffaugment_policy="", cycle_noise_std=0.0, image_pool_monet=None, image_pool_photo=None,
                  seed=None, fused_step=False, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(LOSS_NAMES, **kwargs)
         self.monet_generator = monet_generator
         self.photo_generator = photo_generator
         self.monet_discriminator = monet_discriminator
@@ -93,55 +95,22 @@ class CycleGAN(keras.Model):
         self.image_pool_photo = image_pool_photo
         self.noise_seed = keras.random.SeedGenerator(seed)
         self.fused_step = bool(fused_step)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
-
-    def compile(self, optimizer, **kwargs):
-        """One optimizer for all four networks. Adam keeps per-variable state, so with equal
-        hyperparameters one Adam over every weight makes the same update as one Adam per network;
-        one optimizer is also what Keras's JAX trainer threads through its stateless step."""
-        super().compile(optimizer=optimizer, **kwargs)
-        self.build_optimizer()
 
     @property
     def generators(self):
+        """The generator side of the step (see :class:`~.adversarial.AdversarialModel`)."""
         return (self.monet_generator, self.photo_generator)
 
     @property
     def discriminators(self):
+        """The discriminator side of the step."""
         return (self.monet_discriminator, self.photo_discriminator)
-
-    @property
-    def networks(self):
-        """The four networks in a fixed order, for checkpoints and saved files."""
-        return self.generators + self.discriminators
-
-    def build_optimizer(self):
-        """Create every optimizer slot now: in the strategy scope of ``compile`` (slots created
-        lazily inside a MirroredStrategy train step fail), and so a checkpoint can be restored
-        before training. Built over ``self.trainable_variables``, the order of the JAX step's
-        state. ``compile`` calls it."""
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     def call(self, photos, training=False):
         """Photo -> Monet, so ``model.predict(photos)`` translates."""
         return self.monet_generator(photos, training=training)
 
     # --- pieces of the train step -------------------------------------------------------
-
-    @staticmethod
-    def _global_batch_size(batch):
-        """The batch the losses average over. Under a tf.distribute strategy each replica sees its
-        share; on JAX the step sees the whole batch (DataParallel shards the arrays)."""
-        if keras.backend.backend() != "tensorflow":
-            return ops.shape(batch)[0]
-        import tensorflow as tf
-
-        return ops.shape(batch)[0] * tf.distribute.get_strategy().num_replicas_in_sync
 
     def _noisy(self, fake):
         """Report eq. 8: perturb the fake before it is translated back."""
@@ -216,7 +185,7 @@ class CycleGAN(keras.Model):
         return (_Images(cycled_monet, cycled_photo, same_monet, same_photo),
                 _Logits(real_m, real_p, fake_m, fake_p, pooled_m, pooled_p))
 
-    def _step_losses(self, data):
+    def step_losses(self, data):
         """The step's forward pass: ``(losses, generator_loss, discriminator_loss)``.
 
         ``losses``: the tracked terms of :data:`LOSS_NAMES` (per example). The two scalars are
@@ -226,7 +195,7 @@ class CycleGAN(keras.Model):
         photo_disc never D_monet, and so on), so one gradient of each sum updates all four.
         """
         real_monet, real_photo = data
-        global_batch = self._global_batch_size(real_monet)
+        global_batch = global_batch_size(real_monet)
 
         # Training-only augmentation of the real batches, before anything else sees them.
         if self.augmenter is not None:
@@ -252,73 +221,6 @@ class CycleGAN(keras.Model):
         return (terms,
                 losses.reduce_batch(monet_gen + photo_gen + cycle + identity, global_batch),
                 losses.reduce_batch(monet_disc + photo_disc, global_batch))
-
-    def _pair_variables(self):
-        """The trainable variables of the generators and of the discriminators."""
-        return ([v for net in self.generators for v in net.trainable_variables],
-                [v for net in self.discriminators for v in net.trainable_variables])
-
-    def _logs(self, terms):
-        for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def train_step(self, *args):
-        """One update of all four networks. Keras calls ``train_step(data)`` on TensorFlow and
-        ``train_step(state, data)`` (stateless, jitted) on JAX; both take the same gradients of
-        the losses of :meth:`_step_losses` and make one optimizer update."""
-        if keras.backend.backend() == "jax":
-            return self._jax_train_step(*args)
-        return self._tensorflow_train_step(*args)
-
-    def _tensorflow_train_step(self, data):
-        import tensorflow as tf
-
-        with tf.GradientTape(persistent=True) as tape:
-            terms, generator_loss, discriminator_loss = self._step_losses(data)
-            # scale_loss is the identity unless the optimizer is a LossScaleOptimizer (float16).
-            scaled = [self.optimizer.scale_loss(loss) for loss in (generator_loss, discriminator_loss)]
-        gradients = []
-        for loss, variables in zip(scaled, self._pair_variables()):
-            gradients += zip(tape.gradient(loss, variables), variables)
-        del tape
-        self.optimizer.apply_gradients(gradients)  # unscales float16 gradients
-        return self._logs(terms)
-
-    def _jax_train_step(self, state, data):
-        import jax
-
-        trainable, non_trainable, optimizer_values, metric_values = state
-        optimizer_mapping = list(zip(self.optimizer.variables, optimizer_values))
-
-        def forward(trainable_values):
-            mapping = [*zip(self.trainable_variables, trainable_values),
-                       *zip(self.non_trainable_variables, non_trainable)]
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                terms, generator_loss, discriminator_loss = self._step_losses(data)
-            with keras.StatelessScope(state_mapping=optimizer_mapping):
-                scaled = tuple(map(self.optimizer.scale_loss, (generator_loss, discriminator_loss)))
-            return scaled, (terms, _current_values(scope, self.non_trainable_variables, non_trainable))
-
-        scaled, pullback, (terms, non_trainable) = jax.vjp(forward, trainable, has_aux=True)
-        one, zero = ops.ones_like(scaled[0]), ops.zeros_like(scaled[0])
-        (generator_grads,), (discriminator_grads,) = pullback((one, zero)), pullback((zero, one))
-        generator_ids = {id(v) for v in self._pair_variables()[0]}
-        gradients = [g if id(v) in generator_ids else d
-                     for v, g, d in zip(self.trainable_variables, generator_grads, discriminator_grads)]
-        trainable, optimizer_values = self.optimizer.stateless_apply(optimizer_values, gradients, trainable)
-
-        with keras.StatelessScope(state_mapping=list(zip(self.metrics_variables, metric_values))) as scope:
-            logs = self._logs(terms)
-        metric_values = _current_values(scope, self.metrics_variables, metric_values)
-        return logs, (trainable, non_trainable, optimizer_values, metric_values)
-
-
-def _current_values(scope, variables, values):
-    """The values of ``variables`` at the end of a StatelessScope (unchanged ones as given)."""
-    updated = [scope.get_current_value(v) for v in variables]
-    return [value if new is None else new for new, value in zip(updated, values)]
-
 
 def _split(batched, parts):
     """The ``parts`` equal consecutive pieces of a concatenated batch."""
