@@ -87,7 +87,8 @@ def main():
                                  args.warmup, args.base_filters)))
         return
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.2f}; median s/step over "
-          f"{args.steps} steps after {args.warmup}, base {args.base_filters}, {args.rounds} round(s) per backend")
+          f"{args.steps} steps after {args.warmup}, base {args.base_filters}, "
+          f"{args.rounds} round(s) per backend")
     first = args.backends[0]
     print(f"{'size':>5} {'batch':>5} {'precision':>15} " + " ".join(f"{b:>11}" for b in args.backends)
           + "".join(f"  {b} speed-up" for b in args.backends[1:]))
