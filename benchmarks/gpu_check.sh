@@ -7,7 +7,10 @@
 #  2. bench_train.py at 256 px, batch 1 and 16, float32 / mixed_bfloat16 / mixed_float16,
 #     XLA off and on: reference vs kit step (on GPU the kit uses the fused step), FLOP/s against the GPU's measured matmul peak;
 #     bench_adam.py (Keras's Adam vs the fused kernel);
-#  3. benchmarks/bench_submission.py (the submission writer) on 3000 synthetic photos, if present.
+#  3. benchmarks/bench_submission.py (the submission writer) on 3000 synthetic photos, if present;
+#  4. bench_backends.py: the kit's step on TensorFlow and on JAX side by side (installs jax[cuda12]
+#     if JAX sees no GPU; skipped with a message when that fails), 256 px, batch 1 and 16,
+#     float32 and mixed_bfloat16.
 # Every part has its own time limit so the whole script ends inside 8 minutes; the tables are
 # printed together at the end (and to $OUT/gpu_check.log, or /tmp/gpu_check.log).
 set -uo pipefail
@@ -40,8 +43,18 @@ if [ -f benchmarks/bench_submission.py ]; then
     timeout 90 "$PY" benchmarks/bench_submission.py --photos-count 3000 --base-filters 64 2>&1 \
         | tee -a "$LOG" | grep -v '^[WIE]0000'
 fi
+if ! "$PY" -c "import jax, sys; sys.exit(0 if jax.devices()[0].platform == 'gpu' else 1)" 2>/dev/null; then
+    timeout 120 "$PY" -m pip install -q "jax[cuda12]" 2>&1 | tail -1 | tee -a "$LOG"
+fi
+if "$PY" -c "import jax, sys; sys.exit(0 if jax.devices()[0].platform == 'gpu' else 1)" 2>/dev/null; then
+    timeout 150 "$PY" benchmarks/bench_backends.py --sizes 256 --batches 1,16 --precisions float32,mixed_bfloat16 \
+        --steps 8 --warmup 3 2>&1 | tee -a "$LOG" | grep -v '^[WIE]0000'
+else
+    echo "JAX sees no GPU here: the backend comparison is skipped" | tee -a "$LOG"
+fi
 
 echo
 echo "=== summary (train step rows: size batch precision xla reference fused kit x-fused x-kit ...) ==="
 grep -E '^ *256 +(1|16) ' "$LOG" | sort -u
+echo "(bench_backends rows: size batch precision tensorflow-s/step jax-s/step jax-speed-up)"
 echo "full log: $LOG"
