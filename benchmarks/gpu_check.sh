@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check, prepared for a GPU machine (none was available when it was written; see README.md).
-# Run from anywhere: bash benchmarks/gpu_check.sh   (about 6-8 minutes on one modern GPU)
+# Run from anywhere: bash benchmarks/gpu_check.sh   (time limits add up to under 10 minutes; never run yet)
 #  1. makes /tmp/monet-venv-gpu (seeing the machine's packages), installs tensorflow[and-cuda]==2.21.0
 #     and requirements.txt (without its tensorflow-cpu line) there unless the installed TensorFlow
 #     sees a GPU, and the kit itself (editable, no dependencies);
