@@ -7,6 +7,7 @@ become one ``error:`` line and exit status 2.
 """
 
 import argparse
+import logging
 import os
 import sys
 
@@ -14,6 +15,8 @@ from monet_keras.config import GENERATORS, UPSAMPLINGS, VARIANTS, ExperimentConf
 from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.evaluate import features, metrics
 from monet_keras.submit import zipcheck
+
+logger = logging.getLogger(__name__)
 
 # --- train ----------------------------------------------------------------------------------
 
@@ -419,9 +422,15 @@ def main(argv=None):
 
 
 def _run(args):
-    """The command, on its Keras backend (chosen before the command's modules import Keras)."""
+    """The command, on its Keras backend (chosen before the command's modules import Keras).
+    ``train`` states its devices and precision itself (with its speed policy); the other Keras
+    commands compute in float32 on the devices stated here."""
     if hasattr(args, "backend"):
         from monet_keras.accel.backends import choose_backend
 
         choose_backend(args.backend)
+        if args.func is not _train:
+            from monet_keras.accel import runtime
+
+            logger.info(f"runs on {runtime.describe(runtime.current_strategy())}, float32")
     return args.func(args)
