@@ -8,6 +8,9 @@ policy of its backend and device, :mod:`monet_keras.accel.policy`), trains ``--w
 of the timed steps (each step's losses are read back, so JAX's asynchronous dispatch is waited
 for). Steps, not images: one step is one batch of Monet and one of photos.
 
+``--layers`` times instead one 4x4 stride-2 Conv2D and one Conv2DTranspose (forward and
+backward, the U-Net's 128-px shapes) per backend: the layer-level cause of a slow step.
+
 Example: ``python benchmarks/bench_backends.py --sizes 128,256 --batches 1``.
 """
 
@@ -55,6 +58,43 @@ def measure(size, batch, precision, steps, warmup, base):
             "seconds": statistics.median(times[warmup:])}
 
 
+def measure_layers(repeats=3):
+    """Seconds per forward + backward of the U-Net's 4x4 stride-2 convolutions at its 64x64 level."""
+    import keras
+    import numpy as np
+
+    x = np.random.default_rng(0).standard_normal((1, 64, 64, 128)).astype("float32")
+    same = dict(strides=2, padding="same", use_bias=False)
+    layers = {"Conv2D": keras.layers.Conv2D(256, 4, **same),
+              "Conv2DTranspose": keras.layers.Conv2DTranspose(64, 4, **same)}
+    seconds = {}
+    for name, layer in layers.items():
+        layer.build(x.shape)
+        if keras.backend.backend() == "jax":
+            import jax
+
+            def loss(kernel, images, layer=layer):
+                return keras.ops.sum(layer.stateless_call([kernel], [], images)[0])
+            step = jax.jit(jax.grad(loss, argnums=(0, 1)))
+            run = lambda step=step, layer=layer: jax.block_until_ready(step(layer.kernel.value, x))  # noqa: E731
+        else:
+            import tensorflow as tf
+
+            @tf.function
+            def step(images, layer=layer):
+                with tf.GradientTape() as tape:
+                    tape.watch(images)
+                    total = tf.reduce_sum(layer(images))
+                return tape.gradient(total, [layer.kernel, images])
+            run = lambda step=step: [g.numpy() for g in step(tf.constant(x))]  # noqa: E731
+        run()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        seconds[name] = (time.perf_counter() - start) / repeats
+    return {"backend": keras.backend.backend(), "seconds": seconds}
+
+
 def _child(backend, args, size, batch, precision):
     command = [sys.executable, os.path.abspath(__file__), "--child", "--sizes", str(size),
                "--batches", str(batch), "--precisions", precision, "--steps", str(args.steps),
@@ -80,8 +120,20 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--base-filters", type=int, default=64)
+    parser.add_argument("--layers", action="store_true", help="time one conv and one transposed conv")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.layers:
+        print(json.dumps(measure_layers()))
+        return
+    if args.layers:
+        for backend in args.backends:
+            done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--layers"],
+                                  env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{backend}: " + ", ".join(f"{name} {s:.3f} s" for name, s in result["seconds"].items()),
+                  flush=True)
+        return
     if args.child:
         print(json.dumps(measure(args.sizes[0], args.batches[0], args.precisions[0], args.steps,
                                  args.warmup, args.base_filters)))

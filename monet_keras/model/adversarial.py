@@ -65,6 +65,11 @@ class AdversarialModel(keras.Model):
 
     # --- the step -------------------------------------------------------------------------
 
+    def build(self, input_shape=None):
+        """Nothing to build: the networks are built when they are made (Keras calls this before
+        the first step)."""
+        self.built = True
+
     def compile(self, optimizer, **kwargs):
         """One optimizer for every network (see the module docstring)."""
         super().compile(optimizer=optimizer, **kwargs)
