@@ -99,10 +99,12 @@ def test_unknown_nce_layer_is_one_line_error():
 
 def test_default_layers_exist_in_both_generators():
     for generator in ("unet", "resnet"):
-        config = tiny("Os", model="cut", generator=generator)
-        gan = build_gan(config)
-        assert [t.shape[-1] for t in gan.nce_features.outputs] == [
-            gan.monet_generator.get_layer(n).output.shape[-1] for n in cut.DEFAULT_NCE_LAYERS[generator]]
+        config = tiny("Os", model="cut", generator=generator, base_filters=4)
+        features = patchnce.feature_model(networks.build_generator_from_config(config, "g"),
+                                          cut.nce_layer_names(config))
+        assert len(features.outputs) == len(cut.DEFAULT_NCE_LAYERS[generator])
+    named = config.replace(nce_layers=" down1_conv, res2_add")
+    assert cut.nce_layer_names(named) == ("down1_conv", "res2_add")
 
 
 def _weights(network):
@@ -117,9 +119,10 @@ def _one_step(gan, seed=0):
     gan.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0, shuffle=False)
 
 
-@pytest.mark.parametrize("lambda_nce", [1.0, 0.0])
-def test_nce_gradient_reaches_generator_and_head(lambda_nce):
-    gan = build_gan(tiny("Os", model="cut", base_filters=4, lambda_nce=lambda_nce, precision="float32"))
+@pytest.mark.parametrize("lambda_nce, nce_identity", [(1.0, False), (0.0, True)])
+def test_nce_gradient_reaches_generator_and_head(lambda_nce, nce_identity):
+    gan = build_gan(tiny("Os", model="cut", base_filters=4, lambda_nce=lambda_nce, nce_identity=nce_identity,
+                         precision="float32"))
     generator_side, discriminator_side = gan.side_variables()
     assert {id(v) for v in generator_side} == {id(v) for v in gan.monet_generator.trainable_variables
                                                + gan.patch_head.trainable_variables}
