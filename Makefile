@@ -48,7 +48,7 @@ PYTEST := -m pytest -q -n 2 --dist loadfile
 
 # The tests whose code runs on both Keras backends run a second time under JAX.
 JAX_TESTS := test_backend_choice.py test_losses.py test_networks.py test_generators.py test_augment.py test_diffaugment.py \
-    test_image_pool.py test_submission.py test_training.py::test_two_steps_of_every_variant
+    test_image_pool.py test_submission.py test_training.py::test_two_steps_of_every_variant test_cut.py
 
 test: venv lint
 	$(PY) $(PYTEST)

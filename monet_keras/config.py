@@ -15,6 +15,7 @@ SAMPLINGS = ("over", "under")
 ADVERSARIAL_LOSSES = ("bce", "lsgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 GENERATORS = ("unet", "resnet")
+MODELS = ("cyclegan", "cut")
 UPSAMPLINGS = ("transpose", "resize")
 
 
@@ -33,6 +34,7 @@ class ExperimentConfig:
     skip_corrupt: bool = False  # skip unreadable records instead of stopping before training
 
     # model (monet_keras.model.networks)
+    model: str = "cyclegan"  # "cyclegan" (report) or "cut" (Park et al. 2020: one generator, PatchNCE)
     base_filters: int = 64
     generator: str = "unet"  # "unet" (report) or "resnet" (Zhu et al.'s CycleGAN generator)
     unet_inner_norm: bool = True  # instance norm on the U-Net's 1x1 bottleneck (report); it passes only beta
@@ -52,6 +54,13 @@ class ExperimentConfig:
     lambda_cycle: float = 10.0
     identity_ratio: float = 0.5  # lambda_identity = identity_ratio * lambda_cycle
     cycle_noise_std: float = 0.0  # report eq. 8; 0 disables
+
+    # CUT (model="cut"; monet_keras.model.cut): PatchNCE instead of the cycle
+    lambda_nce: float = 1.0  # weight of the PatchNCE terms (FastCUT: 10)
+    nce_layers: str = ""  # comma-separated generator layer names; "" = the generator's defaults
+    nce_patches: int = 256  # patches sampled per layer and image
+    nce_temperature: float = 0.07
+    nce_identity: bool = True  # PatchNCE(y, G(y)) on Monet images too (FastCUT: false)
 
     # augmentation (training only)
     augment: bool = False
@@ -94,6 +103,15 @@ class ExperimentConfig:
             bad("generator", f"expected one of {', '.join(GENERATORS)}")
         if self.upsample not in UPSAMPLINGS:
             bad("upsample", f"expected one of {', '.join(UPSAMPLINGS)}")
+        if self.model not in MODELS:
+            bad("model", f"expected one of {', '.join(MODELS)}")
+        if self.model == "cut" and self.cycle_noise_std:
+            bad("cycle_noise_std", "CUT has no cycle; expected 0 with model=cut")
+        if not isinstance(self.nce_identity, bool):
+            bad("nce_identity", "expected true or false")
+        if not isinstance(self.nce_layers, str) or any(not n.strip() for n in self.nce_layers.split(",")
+                                                       if self.nce_layers.strip()):
+            bad("nce_layers", "expected comma-separated layer names, or empty for the defaults")
         if not isinstance(self.unet_inner_norm, bool):
             bad("unet_inner_norm", "expected true or false")
         if self.precision not in PRECISIONS:
@@ -103,7 +121,7 @@ class ExperimentConfig:
         size = self.image_size
         if not isinstance(size, int) or size < 32 or size & (size - 1):
             bad("image_size", "expected a power of two, at least 32")
-        for field in ("epochs", "batch_size", "base_filters"):
+        for field in ("epochs", "batch_size", "base_filters", "nce_patches"):
             if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
                 bad(field, "expected a positive integer")
         if self.steps_per_epoch is not None and (
@@ -114,10 +132,10 @@ class ExperimentConfig:
                 bad(field, "expected a non-negative integer")
         if self.lr_decay_epochs > self.epochs:
             bad("lr_decay_epochs", f"cannot exceed epochs={self.epochs}")
-        for field in ("learning_rate", "lambda_cycle"):
+        for field in ("learning_rate", "lambda_cycle", "nce_temperature"):
             if not getattr(self, field) > 0:
                 bad(field, "expected a positive number")
-        for field in ("identity_ratio", "cycle_noise_std"):
+        for field in ("identity_ratio", "cycle_noise_std", "lambda_nce"):
             if not getattr(self, field) >= 0:
                 bad(field, "expected a non-negative number")
         if not 0 <= self.beta_1 < 1:

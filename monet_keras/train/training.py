@@ -3,8 +3,8 @@
 RUN_DIR (:class:`~monet_keras.train.run_folder.RunFolder`) receives ``config.json``,
 ``history.csv``, ``samples/``, ``checkpoints/``, ``learning_curves.png``, ``monet_generator.keras``
 (plain Keras layers only, so it loads with ``keras.saving.load_model`` without this package) and
-``photo_generator.keras``. Running again on the same RUN_DIR resumes from the last finished
-epoch with model and optimizer state.
+``photo_generator.keras`` (CycleGAN only). Running again on the same RUN_DIR resumes from the last
+finished epoch with model and optimizer state.
 """
 
 import dataclasses
@@ -21,6 +21,7 @@ from monet_keras.data.pipeline import first_images, training_data
 from monet_keras.errors import MonetKerasError
 from monet_keras.figures import plots
 from monet_keras.model import augment, networks
+from monet_keras.model.cut import CUT, nce_layer_names
 from monet_keras.model.cyclegan import CycleGAN
 from monet_keras.model.image_pool import ImagePool
 from monet_keras.train import budget, checkpoints
@@ -67,11 +68,13 @@ NETWORK_NAMES = ("monet_generator", "photo_generator", "monet_discriminator", "p
 
 
 def build_networks(config, small_map_matmul=False):
-    """The four networks of ``config``, each initialised from its own disjoint range of seeds
-    (:func:`networks.network_seed`)."""
+    """The four networks of ``config`` (CUT: the Monet generator and discriminator only), each
+    initialised from its own disjoint range of seeds (:func:`networks.network_seed`)."""
     size, base = config.image_size, config.base_filters
     built = {}
     for index, name in enumerate(NETWORK_NAMES):
+        if config.model == "cut" and name.startswith("photo"):
+            continue
         seed = networks.network_seed(config.seed, index)
         if name.endswith("generator"):
             built[name] = networks.build_generator_from_config(config, name, seed=seed,
@@ -83,7 +86,7 @@ def build_networks(config, small_map_matmul=False):
 
 
 def build_gan(config, strategy=None, speed=None):
-    """A compiled CycleGAN for ``config``, its variables created under ``strategy``'s scope.
+    """A compiled CycleGAN (or CUT) for ``config``, its variables created under ``strategy``'s scope.
 
     ``speed``: the :class:`~monet_keras.accel.policy.SpeedPolicy` (default: resolved for
     ``strategy`` and ``config.precision``). The networks compute in its precision (their last
@@ -94,7 +97,7 @@ def build_gan(config, strategy=None, speed=None):
     with strategy.scope():
         with policy.dtype_policy(speed.precision):
             nets = build_networks(config, small_map_matmul=speed.small_map_matmul)
-        gan = CycleGAN(
+        gan = _cut(config, nets) if config.model == "cut" else CycleGAN(
             **nets,
             lambda_cycle=config.lambda_cycle,
             lambda_identity=config.lambda_identity,
@@ -110,6 +113,14 @@ def build_gan(config, strategy=None, speed=None):
         jit = {"auto": "auto", "true": True, "false": False}[config.jit_compile]
         gan.compile(_optimizer(config, speed), jit_compile=jit)
     return gan
+
+
+def _cut(config, nets):
+    return CUT(**nets, nce_layers=nce_layer_names(config), lambda_nce=config.lambda_nce,
+               nce_identity=config.nce_identity, nce_patches=config.nce_patches,
+               nce_temperature=config.nce_temperature, adversarial_loss=config.adversarial_loss,
+               augmenter=augment.from_config(config), diffaugment_policy=config.diffaugment,
+               image_pool_monet=_pool(config, 1), seed=config.seed)
 
 
 def _pool(config, offset):
@@ -247,7 +258,8 @@ def _train(config, strategy, speed, run, verbose, data, clock, reserve_s, callba
     if history:
         plots.learning_curves(history, save_path=run.learning_curves_png)
     generator = save_generator(gan, config, run.monet_generator_keras)
-    save_photo_generator(gan, config, run.photo_generator_keras)
+    if config.model == "cyclegan":  # CUT has no Monet -> photo generator
+        save_photo_generator(gan, config, run.photo_generator_keras)
     logger.info(f"saved {run.monet_generator_keras}")
     return RunResult(run.path, run.monet_generator_keras, history, epochs_trained, initial_epoch,
                      time.time() - start, generator, timer.planned_epochs if timer else None,
