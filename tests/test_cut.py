@@ -176,3 +176,11 @@ def test_cut_trains_saves_and_resumes(folder, tmp_path):
     assert checkpoints.restore_latest(gan, out / "checkpoints") == 2
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"),
                                keras.ops.convert_to_numpy(gan.monet_generator(x, training=False)), atol=1e-5)
+
+    # The run's figures: the learning curves show CUT's own terms; there is no cycle to check.
+    assert (out / "learning_curves.png").stat().st_size > 0
+    from monet_keras.figures import self_adversarial
+
+    written = self_adversarial.write_figures(str(out), folder, count=2)
+    assert [os.path.basename(p) for p in written] == ["augmentation_examples.png", "diffaugment_examples.png"]
+    assert not (out / "self_adversarial_check.png").exists()

@@ -166,8 +166,7 @@ input in invisible noise reconstructs well without the noise and badly with it."
 from monet_keras.figures import self_adversarial
 
 with run_clock.phase("figures"):
-    check = self_adversarial.write_figures(run.path, data)
-    for png in (run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png):
+    for png in self_adversarial.write_figures(run.path, data):
         nb.show(png)"""),
     ("markdown", """\
 ## Submission

@@ -11,12 +11,14 @@ from matplotlib.figure import Figure
 from tfrecords_tools.atomic import atomic_path
 
 # Fig. 16 of the report: (a) G_monet, (b) G_photo, (c) D_monet, (d) D_photo, (e) cycle.
-CURVES = (
+CURVES = (  # those a run's history has are drawn: a CycleGAN's are the report's Fig. 16 a-e
     ("monet_gen_loss", "Monet generator (adversarial)"),
     ("photo_gen_loss", "photo generator (adversarial)"),
     ("monet_disc_loss", "Monet discriminator"),
     ("photo_disc_loss", "photo discriminator"),
     ("cycle_loss", "cycle consistency"),
+    ("nce_loss", "PatchNCE (CUT)"),
+    ("nce_identity_loss", "PatchNCE identity (CUT)"),
 )
 
 
@@ -63,10 +65,11 @@ def learning_curves(history, save_path=None):
 
     ``history``: rows as returned by :func:`monet_keras.train.run_folder.read_history`.
     """
+    curves = [(key, label) for key, label in CURVES if any(key in row for row in history)] or CURVES[:5]
     figure = new_figure(16, 3.2)
-    axes = figure.subplots(1, len(CURVES))
+    axes = figure.subplots(1, len(curves))
     epochs = [row["epoch"] for row in history]
-    for ax, (key, label), letter in zip(axes, CURVES, "abcde"):
+    for ax, (key, label), letter in zip(axes, curves, "abcdefg"):
         values = [row.get(key, np.nan) for row in history]
         ax.plot(epochs, values, marker="o", markersize=3)
         ax.set_title(f"({letter}) {label}", fontsize=10)

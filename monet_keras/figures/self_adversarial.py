@@ -97,11 +97,13 @@ def _figure(photos, photo_rows, monets, monet_rows, result):
 # --- the `figures` command: the report's diagnostic figures for a finished run -----------------
 
 def write_figures(run_dir, data=None, count=4):
-    """Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``.
+    """Write Fig. 11 (augmentation), Fig. 13 (DiffAugment) and Fig. 15 (this check) into ``run_dir``;
+    returns the paths written.
 
     Uses the run's ``config.json`` (image size, augmentation strengths, skip_corrupt) and its two
     saved generators; images come from ``data``: a data folder path or a DataFolder, maybe checked
-    already (default: the run's data folder).
+    already (default: the run's data folder). A CUT run has no photo generator, so no cycle to
+    check: it gets Figs. 11 and 13 only.
     """
     run = RunFolder(run_dir)
     config = run.read_config()
@@ -113,9 +115,16 @@ def write_figures(run_dir, data=None, count=4):
     photos, monets = first_images(data.photo, size, count), first_images(data.monet, size, count)
     augmenter = augment.build_augmenter(size, config.aug_flip, config.aug_crop_fraction, config.aug_rotation,
                                         seed=config.seed)
-    written = [run.augmentation_examples_png, run.diffaugment_examples_png, run.self_adversarial_check_png]
+    written = [run.augmentation_examples_png, run.diffaugment_examples_png]
     augmentation.augmentation_examples(photos, augmenter, n=count, save_path=written[0])
     augmentation.diffaugment_examples(photos, seed=config.seed, save_path=written[1])
+    if config.model != "cyclegan":
+        logger.info(f"no self-adversarial check: a {config.model} run has no photo generator "
+                    f"to close a cycle")
+        for path in written:
+            logger.info(f"wrote {path}")
+        return written
+    written.append(run.self_adversarial_check_png)
     load = keras.saving.load_model
     result, _ = self_adversarial_check(load(run.monet_generator_keras), load(run.photo_generator_keras),
                                        photos, monets, save_path=written[2])
@@ -126,4 +135,4 @@ def write_figures(run_dir, data=None, count=4):
                 f"Monet cycle L1 {result.monet_l1:.4f} -> {result.monet_l1_noisy:.4f}")
     for path in written:
         logger.info(f"wrote {path}")
-    return result
+    return written
