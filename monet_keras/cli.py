@@ -26,6 +26,7 @@ def add_backend_argument(parser):
     parser.add_argument("--backend", default="auto", choices=CHOICES,
                         help="Keras backend: auto (default) = KERAS_BACKEND if set, else JAX on a TPU VM "
                              "and TensorFlow elsewhere")
+    parser.set_defaults(chooses_backend=True)
 
 
 def add_config_arguments(parser):
@@ -272,7 +273,7 @@ def _experiments(args):
     if not args.data:
         raise MonetKerasError("--data is required (the Kaggle-layout data folder) unless --on kaggle")
     outcomes = runner.run_experiments(args.data, args.out, variants, common, per_variant, force=args.force,
-                                      timeout=args.timeout, backend=args.kernel_backend)
+                                      timeout=args.timeout, backend=args.backend)
     from monet_keras.train.run_folder import RunFolder
 
     runs_dir = os.path.abspath(args.out)
@@ -291,7 +292,7 @@ def _experiments_on_kaggle(args, variants, common, per_variant):
 
     if not args.owner:
         raise MonetKerasError("--on kaggle needs --owner USER (the Kaggle user the kernels belong to)")
-    if args.kernel_backend != "auto":
+    if args.backend != "auto":
         raise MonetKerasError("--backend is for --on local (on Kaggle each kernel picks its own: "
                               "JAX on a TPU)")
     for flag, value in (("--data", args.data), ("--timeout", args.timeout)):
@@ -342,8 +343,7 @@ def _add_experiments(commands):
                         help="delete and rerun variants that already finished with the same parameters")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds allowed per notebook cell (default: none)")
-    parser.add_argument("--backend", dest="kernel_backend", default="auto",
-                        choices=("auto", "tensorflow", "jax"),
+    parser.add_argument("--backend", default="auto", choices=("auto", "tensorflow", "jax"),
                         help="Keras backend of the notebooks run here (--on local): auto (default) = "
                              "KERAS_BACKEND if set, else JAX on a TPU VM and TensorFlow elsewhere")
     parser.add_argument("--time-budget", dest="time_budget", metavar="DURATION",
@@ -425,7 +425,7 @@ def _run(args):
     """The command, on its Keras backend (chosen before the command's modules import Keras).
     ``train`` states its devices and precision itself (with its speed policy); the other Keras
     commands compute in float32 on the devices stated here."""
-    if hasattr(args, "backend"):
+    if getattr(args, "chooses_backend", False):  # experiments passes its --backend to the notebooks
         from monet_keras.accel.backends import choose_backend
 
         choose_backend(args.backend)

@@ -62,7 +62,10 @@ def main():
                        networks.build_discriminator(SIZE, BASE, seed=3, name="monet_discriminator"),
                        networks.build_discriminator(SIZE, BASE, seed=4, name="photo_discriminator"),
                        seed=0)
-        optimizer = keras.optimizers.SGD(LR) if args.optimizer == "sgd" else keras.optimizers.Adam(1e-3)
+        # Adam with a large epsilon: its first step g / (|g| + eps) is then smooth in g (with the
+        # default 1e-7 it is sign(g), where float rounding flips near-zero gradients).
+        adam = keras.optimizers.Adam(1e-3, epsilon=1e-3)
+        optimizer = keras.optimizers.SGD(LR) if args.optimizer == "sgd" else adam
         gan.compile(optimizer, run_eagerly=args.eager)
         weights = {key: v for key, v in checkpoints.checkpoint_variables(gan).items()
                    if key.split("/")[0] in {n.name for n in gan.networks} and len(key.split("/")) == 3}

@@ -167,26 +167,27 @@ def read_budget_json(run_dir):
 
 @pytest.fixture(scope="module")
 def slowed_run(demo_data_dir, tmp_path_factory):
-    """2100 s of budget; steps of 100 s, from the 7th on 1000 s. After epoch 1 (~400 s) five epochs
-    are planned ((2100 - 400) // 400 = 4 more); the 7th step (3rd of epoch 2) ends at ~1600 s,
-    when a next step of ~1000 s would pass the 2100 s: training stops there."""
+    """21000 s of budget; steps of 1000 s, from the 7th on 10000 s. After epoch 1 (~4000 s) five
+    epochs are planned ((21000 - 4000) // 4000 = 4 more); the 7th step (3rd of epoch 2) ends at
+    ~16000 s, when a next step of ~10000 s would pass the 21000 s: training stops there. The
+    injected times dwarf the real seconds training takes, however loaded the machine."""
     out_dir = tmp_path_factory.mktemp("budget") / "run"
-    config, result, run_clock = budgeted_train(out_dir, demo_data_dir, 2100,
-                                               lambda step: 100.0 if step <= 6 else 1000.0)
+    config, result, run_clock = budgeted_train(out_dir, demo_data_dir, 21000,
+                                               lambda step: 1000.0 if step <= 6 else 10000.0)
     return config, result, run_clock, images_zip_inside(config, result, run_clock)
 
 
 @pytest.mark.slow
 def test_slowed_down_run_stops_early_and_still_writes_images_zip_inside_the_budget(slowed_run):
     config, result, run_clock, finished_at = slowed_run
-    assert finished_at <= 2100
+    assert finished_at <= 21000
     history = result.history
     assert [row["epoch"] for row in history] == [1, 2]
     assert [row["steps"] for row in history] == [4, 3]  # the 2nd epoch stopped at its 3rd step
     assert [row["planned_epochs"] for row in history] == [5, 2]
     assert result.planned_epochs == 2 and result.epochs_trained == 2
     record = read_budget_json(config.out_dir)
-    assert record["budget_s"] == 2100 and record["epochs_done"] == 2
+    assert record["budget_s"] == 21000 and record["epochs_done"] == 2
     assert record["stopped"].startswith("stopped at step 3 of epoch 2")
     assert os.path.basename(RunFolder(config.out_dir).checkpoints_dir) in os.listdir(config.out_dir)
 
@@ -197,14 +198,14 @@ def test_resumed_run_plans_only_the_budget_it_has(slowed_run, tmp_path):
 
     config = slowed_run[0]
     shutil.copytree(config.out_dir, tmp_path / "run")
-    # 1000 s now, steps of 100 s: (1000 - a little) // 400 = 2 epochs more than the 2 done.
-    config, result, run_clock = budgeted_train(tmp_path / "run", config.data_dir, 1000, lambda step: 100.0)
+    # 10000 s now, steps of 1000 s: (10000 - a little) // 4000 = 2 epochs more than the 2 done.
+    config, result, run_clock = budgeted_train(tmp_path / "run", config.data_dir, 10000, lambda step: 1000.0)
     assert result.resumed_from == 2 and result.epochs_trained == 2
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
     assert [row["planned_epochs"] for row in result.history[2:]] == [4, 4]
     record = read_budget_json(config.out_dir)
-    assert (record["budget_s"], record["planned_epochs"], record["epochs_done"]) == (1000, 4, 4)
-    assert images_zip_inside(config, result, run_clock) <= 1000
+    assert (record["budget_s"], record["planned_epochs"], record["epochs_done"]) == (10000, 4, 4)
+    assert images_zip_inside(config, result, run_clock) <= 10000
 
 
 @pytest.mark.slow
@@ -214,9 +215,9 @@ def test_budget_smaller_than_one_step_still_writes_images_zip(slowed_run, tmp_pa
     config = slowed_run[0]
     shutil.copytree(config.out_dir, tmp_path / "run")
     caplog.set_level(logging.INFO, logger="monet_keras")
-    # 500 s, one step takes 1000 s: the first step runs (it cannot be known before), then it stops.
-    config, result, run_clock = budgeted_train(tmp_path / "run", config.data_dir, 500, lambda step: 1000.0)
-    stop = r"stopped at step 1 of epoch 3: the next step \(~1\d{3}\.\d\d s\) would not fit"
+    # 5000 s, one step takes 10000 s: the first step runs (it cannot be known before), then it stops.
+    config, result, run_clock = budgeted_train(tmp_path / "run", config.data_dir, 5000, lambda step: 10000.0)
+    stop = r"stopped at step 1 of epoch 3: the next step \(~1\d{4}\.\d\d s\) would not fit"
     assert re.search(stop, caplog.text)
     assert [row["steps"] for row in result.history] == [4, 3, 1]
     images_zip_inside(config, result, run_clock)
