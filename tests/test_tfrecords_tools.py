@@ -20,7 +20,7 @@ from monet_keras.errors import MonetKerasError
 from tests.conftest import DEMO_COUNTS, DEMO_SIZE
 from tfrecords_tools import cli, schema
 from tfrecords_tools.convert import from_jpg, to_jpg
-from tfrecords_tools.demo import demo_image, make_demo
+from tfrecords_tools.demo import demo_image, demo_pairs, make_demo
 from tfrecords_tools.records import iter_records, write_shards
 from tfrecords_tools.scan import require_clean, scan
 
@@ -219,6 +219,60 @@ def test_demo_rejects_bad_parameters(tmp_path, kwargs, culprit):
     with pytest.raises(MonetKerasError, match=culprit):
         make_demo(tmp_path / "out", **{"size": 16, **kwargs})
     assert not (tmp_path / "out").exists()
+
+
+# --- held-out (photo, painting) pairs ---------------------------------------------------------
+
+def monet_grade(rgb):
+    """The painting style's colour grade, from its formula: with luminance L (BT.601), add
+    (1-L)^2 (0.06, 0, 0.20) and L^2 (0.10, 0.05, -0.08), contrast 0.8 about 0.5, lift to 0.1."""
+    lum = (rgb @ np.array([0.299, 0.587, 0.114]))[..., None]
+    graded = rgb + (1 - lum) ** 2 * np.array([0.06, 0.0, 0.20]) + lum ** 2 * np.array([0.10, 0.05, -0.08])
+    return 0.1 + 0.9 * np.clip(0.5 + 0.8 * (graded - 0.5), 0, 1)
+
+
+def block_means(images, block):
+    """(n, s, s, 3) -> (n, s/block, s/block, 3): the mean of each block x block square."""
+    n, size = images.shape[:2]
+    return images.reshape(n, size // block, block, size // block, block, 3).mean(axis=(2, 4))
+
+
+def test_demo_pairs_are_deterministic_distinct_and_held_out():
+    photos, paintings = demo_pairs(4, size=32, seed=6)
+    assert photos.shape == paintings.shape == (4, 32, 32, 3)
+    assert photos.dtype == paintings.dtype == np.uint8
+    again, again_paintings = demo_pairs(3, size=32, seed=6)  # fewer pairs: the same first ones
+    assert np.array_equal(again, photos[:3]) and np.array_equal(again_paintings, paintings[:3])
+    other, _ = demo_pairs(4, size=32, seed=7)
+    images = [*photos, *paintings, *other]
+    assert all(np.abs(a.astype(int) - b).mean() > 5 for i, a in enumerate(images) for b in images[i + 1:])
+    # Scenes of their own: none is one of make_demo's photos of the same seed.
+    made = [np.asarray(Image.open(io.BytesIO(demo_image("photo", i, 32, seed=6)))) for i in range(4)]
+    assert all(np.abs(a.astype(int) - b).mean() > 5 for a in photos for b in made)
+
+
+def test_demo_painting_is_the_style_of_its_photo_scene():
+    size, block = 64, 8
+    photos, paintings = demo_pairs(6, size=size, seed=5)
+    # Undo the photo's vignette 1 - 0.35 r^2 (r from the centre, in image widths); its sensor
+    # noise and the painting's strokes average out over blocks of about two strokes.
+    x = (np.arange(size) + 0.5) / size - 0.5
+    scene = np.clip(photos / 255 / (1 - 0.35 * (x[None, :] ** 2 + x[:, None] ** 2))[..., None], 0, 1)
+    expected = block_means(monet_grade(scene), block)
+    painted = block_means(paintings / 255, block)
+    error = np.abs(painted[:, None] - expected[None]).mean(axis=(2, 3, 4))  # painting i vs grade(photo j)
+    own = np.diag(error)
+    assert own.max() < 0.025
+    assert np.all(own < np.abs(painted - block_means(scene, block)).mean(axis=(1, 2, 3)) / 3)  # graded
+    off_diagonal = error[~np.eye(len(error), dtype=bool)].reshape(len(error), -1)
+    assert np.all(3 * own < off_diagonal.min(axis=1))  # its own photo's scene, not another's
+
+
+@pytest.mark.parametrize("kwargs, culprit", [
+    (dict(n=0), "pairs 0"), (dict(size=8), "image size 8"), (dict(seed=-1), "seed -1")])
+def test_demo_pairs_reject_bad_parameters(kwargs, culprit):
+    with pytest.raises(MonetKerasError, match=culprit):
+        demo_pairs(**{"n": 1, "size": 16, **kwargs})
 
 
 # --- conversions ---------------------------------------------------------------------------

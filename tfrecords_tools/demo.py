@@ -6,11 +6,16 @@ same JPEG bytes in both forms), with 10-hex-character names and ``target`` ``mon
 Paintings and photos are independently drawn scenes (:mod:`tfrecords_tools.scenes`), so the
 data is unpaired. Image ``i`` of a domain depends only on ``(seed, domain, i)``: the same seed
 gives byte-identical files, and asking for more images keeps the first ones unchanged.
+
+``demo_pairs(n, ...)`` is the known answer for a benchmark: ``n`` held-out scenes, each rendered
+both as a photo and as a painting, from a stream of their own (no scene of ``make_demo``'s).
 """
 
+import io
 import os
 
 import numpy as np
+from PIL import Image
 
 from tfrecords_tools import scenes, schema
 from tfrecords_tools.errors import UserError
@@ -19,6 +24,7 @@ from tfrecords_tools.records import write_shards
 
 _DOMAIN_CODES = {"monet": 0, "photo": 1}
 _NAME_STREAM = 2
+_PAIR_STREAM = 3
 MIN_SIZE = 16
 
 
@@ -27,6 +33,42 @@ def demo_image(domain, index, size, seed, quality=95):
     rng = np.random.default_rng([seed, _DOMAIN_CODES[domain], index])
     render = scenes.render_painting if domain == "monet" else scenes.render_photo
     return scenes.to_jpeg(render(scenes.sample_scene(rng), size, rng), quality)
+
+
+def demo_pair(index, size, seed, quality=95):
+    """JPEG bytes ``(photo, painting)`` of held-out scene ``index``: one scene, two renders.
+
+    Both renders start from the same generator state, so the draws of the scene's render (hill
+    texture, ripples, grass) are the same in both and the painting is the painting style
+    (:func:`~tfrecords_tools.scenes.render_painting`: soft edges, Monet grade, brush strokes)
+    applied to exactly the scene the photo shows. Everything depends only on ``(seed, index)``.
+    """
+    rng = np.random.default_rng([seed, _PAIR_STREAM, index])
+    scene = scenes.sample_scene(rng)
+    render_seed = rng.integers(2 ** 63)
+    photo = scenes.render_photo(scene, size, np.random.default_rng(render_seed))
+    painting = scenes.render_painting(scene, size, np.random.default_rng(render_seed))
+    return scenes.to_jpeg(photo, quality), scenes.to_jpeg(painting, quality)
+
+
+def demo_pairs(n, size=256, seed=0, quality=95):
+    """``(photos, paintings)``: two uint8 ``(n, size, size, 3)`` arrays, pair ``i`` from
+    :func:`demo_pair`, decoded from JPEG as the demo data set stores its images. The training
+    data stays unpaired: :func:`make_demo`'s images are other scenes, drawn independently."""
+    if n < 1:
+        raise UserError(f"bad number of pairs {n}: need at least 1")
+    if size < MIN_SIZE:
+        raise UserError(f"bad image size {size}: need at least {MIN_SIZE}")
+    if seed < 0:
+        raise UserError(f"bad seed {seed}: need 0 or more")
+    pairs = [[_decode(jpeg) for jpeg in demo_pair(i, size, seed, quality)] for i in range(n)]
+    photos, paintings = zip(*pairs)
+    return np.stack(photos), np.stack(paintings)
+
+
+def _decode(jpeg):
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def demo_names(counts, seed):
