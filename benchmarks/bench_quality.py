@@ -85,15 +85,15 @@ CANDIDATES = {
 
 
 class AdamEpsilon(keras.callbacks.Callback):
-    """Set every optimizer's epsilon before the train step is traced (it reads it then)."""
+    """Set the optimizer's epsilon before the train step is traced (it reads it then)."""
 
     def __init__(self, epsilon):
         super().__init__()
         self.epsilon = epsilon
 
     def on_train_begin(self, logs=None):
-        for _, optimizer in self.model.networks_and_optimizers:
-            getattr(optimizer, "inner_optimizer", optimizer).epsilon = self.epsilon
+        optimizer = self.model.optimizer
+        getattr(optimizer, "inner_optimizer", optimizer).epsilon = self.epsilon
 
 
 class StepCount(keras.callbacks.Callback):
