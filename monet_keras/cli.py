@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from monet_keras.config import GENERATORS, UPSAMPLINGS, VARIANTS, ExperimentConfig, variant
+from monet_keras.config import GENERATORS, MODELS, UPSAMPLINGS, VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.evaluate import features, metrics
 from monet_keras.submit import zipcheck
@@ -31,12 +31,14 @@ def add_backend_argument(parser):
 
 def add_config_arguments(parser):
     parser.add_argument("--variant", default="Os", choices=list(VARIANTS),
-                        help="the report's model (default Os)")
+                        help="a named variant: the report's six, or the kit's own (default Os)")
     parser.add_argument("--config", help="a config.json to start from (e.g. a previous run's)")
     parser.add_argument("--image-size", type=int, dest="image_size")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, dest="batch_size")
     parser.add_argument("--base-filters", type=int, dest="base_filters")
+    parser.add_argument("--model", choices=MODELS,
+                        help="cyclegan (the report's) or cut (Park et al. 2020: one generator, PatchNCE)")
     parser.add_argument("--generator", choices=GENERATORS,
                         help="unet (the report's) or resnet (Zhu et al.'s CycleGAN generator)")
     parser.add_argument("--upsample", choices=UPSAMPLINGS,
@@ -65,7 +67,7 @@ def config_from_args(args) -> ExperimentConfig:
     if args.config:
         overrides.update(ExperimentConfig.load(args.config).to_dict())
         overrides.pop("variant", None)
-    for field in ("image_size", "epochs", "batch_size", "base_filters", "generator", "upsample",
+    for field in ("image_size", "epochs", "batch_size", "base_filters", "model", "generator", "upsample",
                   "unet_inner_norm", "seed", "steps_per_epoch", "time_budget"):
         value = getattr(args, field)
         if value is not None:
@@ -333,8 +335,9 @@ def _add_experiments(commands):
                              "kernel per variant, run in parallel on Kaggle's machines")
     parser.add_argument("--data", help="Kaggle-layout data folder (required with --on local)")
     parser.add_argument("--out", required=True, help="folder for the run folders and the results")
-    parser.add_argument("--variants", default="all",
-                        help="'all' (default) or a comma list, e.g. Os,Us,Os+Aug")
+    parser.add_argument("--variants", default="report",
+                        help=f"'report' (default: the report's six), 'all' ({', '.join(VARIANTS)}) or a comma "
+                             "list, e.g. Os,Us,CUT")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                         help="a notebook parameter (an ExperimentConfig field) for every variant, e.g. "
                              "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 "

@@ -243,17 +243,23 @@ def _coerce(name, value, default, field):
     return value
 
 
-# --- the report's six variants ------------------------------------------------------------
+# --- named variants: the report's six, then the kit's own -------------------------------------
 
 _DIFFAUG_POLICY = "color,translation,cutout"
 
-VARIANTS = {
+REPORT_VARIANTS = {
     "Os": dict(sampling="over"),
     "Us": dict(sampling="under"),
     "Os+Aug": dict(sampling="over", augment=True),
     "Us+Aug": dict(sampling="under", augment=True),
     "Os+DiffAug": dict(sampling="over", diffaugment=_DIFFAUG_POLICY),
     "Us+DiffAug": dict(sampling="under", diffaugment=_DIFFAUG_POLICY),
+}
+
+# Beyond the report: CUT (Park et al. 2020) on the report's U-Net and data.
+VARIANTS = {
+    **REPORT_VARIANTS,
+    "CUT": dict(sampling="over", model="cut"),
 }
 
 

@@ -2,8 +2,8 @@
 
 ``experiment_runs`` runs ``python -m monet_keras experiments`` in-process once per session on a
 tiny demo data set: Os in full (evaluation and images.zip), Us without evaluation and
-submission, Os+Aug made to fail inside the notebook (more Monet paintings held out than exist)
-and Us+Aug with a value ExperimentConfig rejects before anything runs.
+submission, Os+Aug made to fail inside the notebook (more Monet paintings held out than exist),
+Us+Aug with a value ExperimentConfig rejects before anything runs, and the kit's CUT in full.
 """
 
 import dataclasses
@@ -12,7 +12,7 @@ import os
 import pytest
 
 TINY = dict(image_size="32", base_filters="8", epochs="1", steps_per_epoch="2", batch_size="1")
-VARIANTS = ("Os", "Us", "Os+Aug", "Us+Aug")
+VARIANTS = ("Os", "Us", "Os+Aug", "Us+Aug", "CUT")
 
 
 @dataclasses.dataclass

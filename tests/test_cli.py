@@ -32,8 +32,8 @@ PROBE = ("import runpy, sys\n"
 # "-p, --parameter" is one option.
 OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
-              "--epochs": None, "--batch-size": None, "--base-filters": None, "--generator": None,
-              "--upsample": None, "--unet-inner-norm, --no-unet-inner-norm": None, "--seed": None,
+              "--epochs": None, "--batch-size": None, "--base-filters": None, "--model": None,
+              "--generator": None, "--upsample": None, "--unet-inner-norm, --no-unet-inner-norm": None, "--seed": None,
               "--steps-per-epoch": None, "--time-budget": None, "--skip-corrupt": False, "--set": None,
               "--backend": "auto"},
     "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32,
@@ -45,7 +45,7 @@ OPTIONS = {
                  "--image-size": None, "--kid-subset-size": 1000, "--kid-subsets": 100, "--seed": 0,
                  "--quiet": False, "--backend": "auto"},
     "figures": {"--run": None, "--data": None, "--backend": "auto"},
-    "experiments": {"--data": None, "--out": None, "--variants": "all", "-p, --parameter": None,
+    "experiments": {"--data": None, "--out": None, "--variants": "report", "-p, --parameter": None,
                     "--force": False, "--timeout": None, "--time-budget": None, "--on": "local",
                     "--owner": None, "--accelerator": None, "--max-parallel": None,
                     "--kernel-prefix": "monet-cyclegan-", "--poll-interval": 60.0, "--dry-run": False,

@@ -13,7 +13,9 @@ def test_report_defaults():
 
 
 def test_variants():
-    assert set(cfg.VARIANTS) == {"Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"}
+    assert list(cfg.REPORT_VARIANTS) == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"]
+    assert list(cfg.VARIANTS)[:6] == list(cfg.REPORT_VARIANTS)  # the report's first, in its order
+    assert cfg.variant("CUT").model == "cut" and cfg.variant("CUT").sampling == "over"
     assert cfg.variant("Os").sampling == "over"
     assert cfg.variant("Us").sampling == "under"
     assert cfg.variant("Us+Aug").augment and cfg.variant("Us+Aug").sampling == "under"

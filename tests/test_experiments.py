@@ -22,14 +22,14 @@ def read_csv(path):
 def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
     runs = experiment_runs
     assert runs.exit_code == 1  # two variants failed
-    assert sorted(os.listdir(runs.runs_dir)) == ["Os", "Os_Aug", "Us", "Us_Aug", "results.csv", "results.md",
-                                                  "results.png"]
-    for name in ("Os", "Us"):
+    assert sorted(os.listdir(runs.runs_dir)) == ["CUT", "Os", "Os_Aug", "Us", "Us_Aug", "results.csv",
+                                                  "results.md", "results.png"]
+    for name in ("Os", "Us", "CUT"):
         assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_cyclegan.ipynb"))
         assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_generator.keras"))
     rows = {row["variant"]: row for row in read_csv(os.path.join(runs.runs_dir, "results.csv"))}
-    assert list(rows) == ["Os", "Us", "Os+Aug", "Us+Aug"]
-    assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed"]
+    assert list(rows) == ["Os", "Us", "Os+Aug", "Us+Aug", "CUT"]
+    assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed", "ok"]
 
     # Os+Aug failed inside the notebook (executed notebook kept), Us+Aug before it ran
     assert rows["Os+Aug"]["error"].startswith("UserError: bad parameter holdout_monet=100")
@@ -46,15 +46,23 @@ def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
     assert float(os_row["fid"]) == pytest.approx(scores["fid"])
     assert float(os_row["kid"]) == pytest.approx(scores["kid_mean"])
     assert float(os_row["memorization_distance"]) == pytest.approx(scores["memorization_distance"])
-    for loss in ex.LOSSES:
+    for loss in ("monet_gen_loss", "photo_gen_loss", "monet_disc_loss", "photo_disc_loss", "cycle_loss"):
         assert float(os_row[loss]) == pytest.approx(float(last[loss]))
     assert os_row["epochs"] == "1" and float(os_row["wall_seconds"]) > 0
     assert float(os_row["report_kaggle_mifid"]) == 38.553
     assert rows["Us"]["mifid"] == "" and rows["Us"]["cycle_loss"] != ""  # Us ran without evaluation
 
+    # CUT: one generator, PatchNCE instead of the cycle, no report score to compare with
+    cut = rows["CUT"]
+    assert not os.path.exists(os.path.join(runs.run_dir("CUT"), "photo_generator.keras"))
+    assert cut["mifid"] != "" and cut["report_kaggle_mifid"] == ""
+    assert cut["nce_loss"] != "" and cut["nce_identity_loss"] != ""
+    assert cut["cycle_loss"] == "" and cut["photo_gen_loss"] == ""
+    assert os_row["nce_loss"] == ""
+
     markdown = open(os.path.join(runs.runs_dir, "results.md"), encoding="utf-8").read()
     assert "local estimates" in markdown and "NOT comparable to Kaggle" in markdown
-    assert markdown.count("\n| ") == 5  # header + 4 variants
+    assert markdown.count("\n| ") == 6  # header + 5 variants
     assert "- Os+Aug: UserError: bad parameter holdout_monet=100" in markdown
 
 
@@ -68,14 +76,15 @@ def test_second_invocation_skips_finished_variants(experiment_runs, capsys):
     assert "Os: finished before" in out and "Us: finished before" in out and "running" not in out
     assert [os.stat(p).st_mtime_ns for p in notebooks] == before
     statuses = [row["status"] for row in read_csv(os.path.join(runs.runs_dir, "results.csv"))]
-    assert statuses == ["ok", "ok", "failed", "failed"]
+    assert statuses == ["ok", "ok", "failed", "failed", "ok"]
 
 
 # --- the pieces ------------------------------------------------------------------------------
 
 def test_folder_names_and_variant_lists():
     assert [ex.folder_name(n) for n in ("Os", "Us+Aug", "Os+DiffAug")] == ["Os", "Us_Aug", "Os_DiffAug"]
-    assert ex.parse_variants("all") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"]
+    assert ex.parse_variants("report") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"]
+    assert ex.parse_variants("all") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug", "CUT"]
     assert ex.parse_variants(" Us , Os,Us") == ["Us", "Os"]
     with pytest.raises(MonetKerasError, match="unknown variant 'Bogus'"):
         ex.parse_variants("Os,Bogus")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from monet_keras import cli
-from monet_keras.config import VARIANTS, ExperimentConfig, tiny, variant
+from monet_keras.config import REPORT_VARIANTS, ExperimentConfig, tiny, variant
 from monet_keras.errors import MonetKerasError
 from monet_keras.model import networks
 
@@ -311,10 +311,11 @@ def test_saved_generators_load_without_monet_keras(saved):
 # --- config and command line ---------------------------------------------------------------
 
 def test_report_variants_keep_the_report_generator():
-    for name, settings in VARIANTS.items():
-        assert not {"generator", "upsample", "unet_inner_norm"} & set(settings)
+    for name, settings in REPORT_VARIANTS.items():
+        assert not {"model", "generator", "upsample", "unet_inner_norm"} & set(settings)
         config = variant(name)
-        assert (config.generator, config.upsample, config.unet_inner_norm) == ("unet", "transpose", True)
+        assert (config.model, config.generator, config.upsample, config.unet_inner_norm) == \
+            ("cyclegan", "unet", "transpose", True)
     # ... and the config builds exactly build_generator's U-Net
     ours = networks.build_generator_from_config(tiny(), "g", seed=7)
     report = networks.build_generator(32, 8, seed=7, name="g")  # tiny(): 32 px, base 8
@@ -345,12 +346,14 @@ def test_builders_name_bad_values():
 
 def test_train_flags_and_set_reach_the_config(tmp_path):
     parse = cli.build_parser().parse_args
-    args = parse(["train", "--out", "o", "--data", str(tmp_path), "--generator", "resnet",
+    args = parse(["train", "--out", "o", "--data", str(tmp_path), "--model", "cut", "--generator", "resnet",
                   "--upsample", "resize", "--no-unet-inner-norm"])
     config = cli.config_from_args(args)
-    assert (config.generator, config.upsample, config.unet_inner_norm) == ("resnet", "resize", False)
+    assert (config.model, config.generator, config.upsample, config.unet_inner_norm) == \
+        ("cut", "resnet", "resize", False)
     args = parse(["train", "--out", "o", "--data", str(tmp_path), "--set", "unet_inner_norm=false",
                   "--unet-inner-norm"])  # --set comes last
     assert cli.config_from_args(args).unet_inner_norm is False
     default = cli.config_from_args(parse(["train", "--out", "o", "--data", str(tmp_path)]))
-    assert (default.generator, default.upsample, default.unet_inner_norm) == ("unet", "transpose", True)
+    assert (default.model, default.generator, default.upsample, default.unet_inner_norm) == \
+        ("cyclegan", "unet", "transpose", True)

@@ -102,6 +102,24 @@ def test_papermill_run_leaves_every_output(experiment_runs):
     assert "NOT comparable to Kaggle" in text
 
 
+def test_papermill_run_of_cut(experiment_runs):
+    # The kit's CUT variant through every cell: one generator, so no photo generator and no
+    # self-adversarial check, but training, figures, the evaluation and images.zip as for Os.
+    run = experiment_runs.run_dir("CUT")
+    executed = json.loads(open(os.path.join(run, "monet_cyclegan.ipynb"), encoding="utf-8").read())
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    assert all(c["execution_count"] is not None for c in code)
+    assert not any(o["output_type"] == "error" for c in code for o in c["outputs"])
+    config = ExperimentConfig.load(os.path.join(run, "config.json"))
+    assert (config.variant, config.model) == ("CUT", "cut")
+    for name in ("monet_generator.keras", "scores.json", "learning_curves.png", "fig17_examples.png"):
+        assert os.path.getsize(os.path.join(run, name)) > 0, name
+    for name in ("photo_generator.keras", "self_adversarial_check.png"):
+        assert not os.path.exists(os.path.join(run, name)), name
+    with zipfile.ZipFile(os.path.join(run, "images.zip")) as archive:
+        assert len(archive.namelist()) == 10
+
+
 @pytest.mark.slow
 def test_papermill_run_on_jax(experiment_runs, tmp_path):
     # The whole notebook on Keras's JAX backend: training, figures, the evaluation and images.zip.

@@ -18,11 +18,14 @@ NOTEBOOK_NAME = "monet_cyclegan.ipynb"
 
 
 def variants_table():
-    rows = ["| model | sampling | `augment` | `diffaugment` |", "|---|---|---|---|"]
+    """Markdown: each named variant's settings, the report's six first."""
+    switches = ("sampling", "augment", "diffaugment")
+    rows = ["| variant | sampling | `augment` | `diffaugment` | other settings |", "|---|---|---|---|---|"]
     for name, fields in VARIANTS.items():
         sampling = {"over": "over (Os)", "under": "under (Us)"}[fields["sampling"]]
+        other = ", ".join(f"`{key}={value}`" for key, value in fields.items() if key not in switches)
         rows.append(f"| {name} | `{fields['sampling']}`: {sampling} | {fields.get('augment', False)} "
-                    f"| `{fields.get('diffaugment', '') or '(off)'}` |")
+                    f"| `{fields.get('diffaugment', '') or '(off)'}` | {other or 'as in the report'} |")
     return "\n".join(rows)
 
 
@@ -31,19 +34,19 @@ CELLS = [
 # Photos to Monet paintings with a CycleGAN
 
 A parameterised notebook for Kaggle's *I'm Something of a Painter Myself* (`gan-getting-started`),
-built on the `monet_keras` library: it trains one of the report's six CycleGAN models, draws its
-figures, estimates its MiFID and writes `images.zip`.
+built on the `monet_keras` library: it trains one of the report's six CycleGAN models or one of the
+kit's own variants, draws its figures, estimates its MiFID and writes `images.zip`.
 
 * **On Kaggle**: add the competition data and the `monet-keras` dataset (the library, see
   `python -m monet_keras package-kaggle`), pick an accelerator, then *Run all*.
-* **Headless**: `papermill notebooks/monet_cyclegan.ipynb out.ipynb -p variant Us -p epochs 5`, or all
-  six variants with `python -m monet_keras experiments --data DIR --out runs/`.
+* **Headless**: `papermill notebooks/monet_cyclegan.ipynb out.ipynb -p variant Us -p epochs 5`, or the
+  report's six variants with `python -m monet_keras experiments --data DIR --out runs/`.
 
 Every figure is also saved as a PNG in the run folder (`out_dir`)."""),
     ("code", """\
 # Parameters: names are ExperimentConfig fields (monet_keras/config.py). Any other field of it
 # (e.g. lambda_cycle, aug_rotation, pool_size) can be added here or passed with papermill's -p.
-variant = "Os"            # Os, Us, Os+Aug, Us+Aug, Os+DiffAug, Us+DiffAug
+variant = "Os"            # the report's Os, Us, Os+Aug, Us+Aug, Os+DiffAug, Us+DiffAug; or CUT
 data_dir = ""             # "" = Kaggle input folder (GCS path on a TPU), else built-in demo data
 out_dir = ""              # "" = /kaggle/working on Kaggle, else runs/notebook
 epochs = 25
@@ -124,8 +127,9 @@ nb.show(histograms_png)"""),
     ("markdown", f"""\
 ## Train the CycleGAN
 
-The parameters that switch between the report's six models (everything else as in the report:
-U-Net generators, PatchGAN discriminators, lambda_cycle = 10, identity 0.5 * lambda_cycle, Adam 2e-4):
+The parameters that switch between the named variants: the report's six models, then the kit's
+own (everything not listed as in the report: U-Net generators, PatchGAN discriminators,
+lambda_cycle = 10, identity 0.5 * lambda_cycle, Adam 2e-4):
 
 {variants_table()}
 

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from monet_keras.config import VARIANTS, ExperimentConfig, variant
+from monet_keras.config import REPORT_VARIANTS, VARIANTS, ExperimentConfig, variant
 from monet_keras.errors import MonetKerasError
 from monet_keras.experiments import notebook_cells
 from monet_keras.experiments.runlock import runs_dir_lock
@@ -53,7 +53,9 @@ RUNNING = "running"  # result.json status while a variant runs; read back later,
 # The founding report's Kaggle MiFID per variant (lower is better).
 REPORT_MIFID = {"Os": 38.553, "Us": 38.674, "Os+Aug": 47.369, "Us+Aug": 48.475,
                 "Os+DiffAug": 54.991, "Us+DiffAug": 59.493}
-LOSSES = ("monet_gen_loss", "photo_gen_loss", "monet_disc_loss", "photo_disc_loss", "cycle_loss")
+# CycleGAN's losses, then CUT's PatchNCE terms (a variant's row leaves the others empty)
+LOSSES = ("monet_gen_loss", "photo_gen_loss", "monet_disc_loss", "photo_disc_loss", "cycle_loss", "nce_loss",
+          "nce_identity_loss")
 COLUMNS = ("variant", "status", "mifid", "fid", "kid", "memorization_distance", "comparable_to_kaggle",
            "extractor") + LOSSES + ("epochs", "wall_seconds", "report_kaggle_mifid", "error")
 
@@ -64,7 +66,10 @@ def folder_name(name):
 
 
 def parse_variants(text):
-    """``"all"`` or ``"Os,Us+Aug"`` -> a list of variant names in the given order."""
+    """``"report"`` (the report's six), ``"all"`` (every named variant) or ``"Os,Us+Aug"`` -> a list of
+    variant names in the given order."""
+    if text.strip().lower() == "report":
+        return list(REPORT_VARIANTS)
     if text.strip().lower() == "all":
         return list(VARIANTS)
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -261,7 +266,7 @@ def _number(value, digits):
 
 def results_markdown(rows, data_dir=""):
     """``results.md``: the report-style table, labelled as local estimates."""
-    lines = ["# Results of the six CycleGAN variants", ""]
+    lines = ["# Results of the variants", ""]
     comparable = {row["comparable_to_kaggle"] for row in rows if row["extractor"]}
     extractors = sorted({row["extractor"] for row in rows if row["extractor"]})
     note = ("MiFID, FID, KID and the memorization distance are **local estimates** against the Monet "
@@ -272,8 +277,8 @@ def results_markdown(rows, data_dir=""):
         note += "." if comparable == {True} else " (**NOT comparable to Kaggle**)."
     lines += [note, "",
               "| variant | status | MiFID (est.) | FID | KID | memorization d | G_monet | G_photo | D_monet "
-              "| D_photo | cycle | epochs | wall time (s) | report's Kaggle MiFID |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| D_photo | cycle | NCE | NCE identity | epochs | wall time (s) | report's Kaggle MiFID |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         cells = [row["variant"], row["status"], _number(row["mifid"], 3), _number(row["fid"], 3),
                  _number(row["kid"], 5), _number(row["memorization_distance"], 4),
@@ -302,7 +307,7 @@ def write_results(runs_dir, data_dir=""):
         names = [row["variant"] for row in finished]
         if any(row["mifid"] != "" for row in finished):
             values = [float(row["mifid"]) if row["mifid"] != "" else math.nan for row in finished]
-            reference = ("report (Kaggle)", [REPORT_MIFID[n] for n in names])
+            reference = ("report (Kaggle)", [REPORT_MIFID.get(n, math.nan) for n in names])
             comparable = all(row["comparable_to_kaggle"] is True for row in finished if row["mifid"] != "")
             label = "local estimate" + ("" if comparable
                                         else " (stand-in features: NOT comparable to Kaggle)")
@@ -318,7 +323,7 @@ def write_results(runs_dir, data_dir=""):
 
 def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
                     notebook=None, timeout=None, backend="auto"):
-    """Run the notebook for each of ``variants`` (default: all six) into ``runs_dir``; write the results.
+    """Run the notebook for each of ``variants`` (default: the report's six) into ``runs_dir``; write the results.
 
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
     top for one variant. A variant whose values are invalid fails without running. Returns
@@ -327,7 +332,7 @@ def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_vari
     ``backend``: the notebooks' Keras backend (see :func:`kernel_environment`).
     Holds ``runs_dir``'s lock throughout (MonetKerasError if another batch holds it).
     """
-    variants = list(variants or VARIANTS)
+    variants = list(variants or REPORT_VARIANTS)
     data_dir = os.path.abspath(data_dir)
     if not os.path.isdir(data_dir):
         raise MonetKerasError(f"data folder not found: {data_dir}")
