@@ -78,6 +78,12 @@ CANDIDATES = {
     "ema0.99": dict(ema_decay=0.99),
     "lr-decay": lambda config: dict(lr_decay_epochs=config.epochs // 2),  # linear to 0 over the last half
     "zhu": lambda config: dict(adversarial_loss="lsgan", pool_size=50, lr_decay_epochs=config.epochs // 2),
+    "resnet": dict(generator="resnet"),
+    "resize": dict(upsample="resize"),
+    "no-inner-norm": dict(unet_inner_norm=False),
+    "resize+no-inner-norm": dict(upsample="resize", unet_inner_norm=False),
+    "cut": dict(model="cut"),
+    "fastcut": dict(model="cut", nce_identity=False, lambda_nce=10.0),
     # The Kaggle tutorial's losses are sums over the PatchGAN map, ours means: the same Adam updates
     # as ours with epsilon divided by the map's size.
     "summed-loss": lambda config: dict(adam_epsilon=KERAS_EPSILON / patch_count(config.image_size)),

@@ -336,8 +336,8 @@ def _add_experiments(commands):
     parser.add_argument("--data", help="Kaggle-layout data folder (required with --on local)")
     parser.add_argument("--out", required=True, help="folder for the run folders and the results")
     parser.add_argument("--variants", default="report",
-                        help=f"'report' (default: the report's six), 'all' ({', '.join(VARIANTS)}) or a comma "
-                             "list, e.g. Os,Us,CUT")
+                        help=f"'report' (default: the report's six), 'all' ({', '.join(VARIANTS)}) or a "
+                             "comma list, e.g. Os,Us,CUT")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                         help="a notebook parameter (an ExperimentConfig field) for every variant, e.g. "
                              "-p epochs 5; VARIANT:KEY sets it for one variant, e.g. -p Us:epochs 8 "

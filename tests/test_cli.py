@@ -33,7 +33,8 @@ PROBE = ("import runpy, sys\n"
 OPTIONS = {
     "train": {"--data": None, "--out": None, "--variant": "Os", "--config": None, "--image-size": None,
               "--epochs": None, "--batch-size": None, "--base-filters": None, "--model": None,
-              "--generator": None, "--upsample": None, "--unet-inner-norm, --no-unet-inner-norm": None, "--seed": None,
+              "--generator": None, "--upsample": None, "--unet-inner-norm, --no-unet-inner-norm": None,
+              "--seed": None,
               "--steps-per-epoch": None, "--time-budget": None, "--skip-corrupt": False, "--set": None,
               "--backend": "auto"},
     "translate": {"--generator": None, "--photos": None, "--out": "images.zip", "--batch-size": 32,

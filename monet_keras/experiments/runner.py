@@ -323,7 +323,8 @@ def write_results(runs_dir, data_dir=""):
 
 def run_experiments(data_dir, runs_dir, variants=None, parameters=None, per_variant=None, force=False,
                     notebook=None, timeout=None, backend="auto"):
-    """Run the notebook for each of ``variants`` (default: the report's six) into ``runs_dir``; write the results.
+    """Run the notebook for each of ``variants`` (default: the report's six) into ``runs_dir``; write the
+    results.
 
     ``parameters``: notebook parameters for every variant; ``per_variant``: ``{name: {...}}`` on
     top for one variant. A variant whose values are invalid fails without running. Returns
