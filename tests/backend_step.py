@@ -1,8 +1,10 @@
 """Run as a script: one CycleGAN update through ``fit`` on the Keras backend of KERAS_BACKEND.
 
     python backend_step.py WEIGHTS OUT [--devices N] [--batch B] [--optimizer sgd|adam] [--eager]
+                                       [--model cyclegan|cut]
 
-Builds the four networks (32 px, base 8, dropout off), loads their weights from WEIGHTS (an
+Builds the model's networks (32 px, base 8, dropout off; CUT compares every position of its
+feature maps, so no patch is sampled), loads their weights from WEIGHTS (an
 ``.npz`` keyed like the checkpoints; written from this run's own networks if it does not exist
 yet, so a second run on another backend starts from the same weights), trains one step on a
 fixed batch of B image pairs spread over N devices (JAX: DataParallel; TensorFlow: 1 device),
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from monet_keras.accel import runtime
 from monet_keras.model import networks
+from monet_keras.model.cut import CUT, DEFAULT_NCE_LAYERS
 from monet_keras.model.cyclegan import CycleGAN
 from monet_keras.train import checkpoints
 
@@ -42,6 +45,17 @@ def spread_weights(network, seed):
         variable.assign(value.astype(np.float32))
 
 
+def build_model(model):
+    monet_generator = networks.build_generator(SIZE, BASE, seed=1, dropout=0, name="monet_generator")
+    monet_discriminator = networks.build_discriminator(SIZE, BASE, seed=3, name="monet_discriminator")
+    if model == "cut":  # every position of the largest map (16 x 16 at 32 px): nothing sampled
+        return CUT(monet_generator, monet_discriminator, DEFAULT_NCE_LAYERS["unet"],
+                   nce_patches=(SIZE // 2) ** 2, head_units=16, seed=0)
+    photo_generator = networks.build_generator(SIZE, BASE, seed=2, dropout=0, name="photo_generator")
+    photo_discriminator = networks.build_discriminator(SIZE, BASE, seed=4, name="photo_discriminator")
+    return CycleGAN(monet_generator, photo_generator, monet_discriminator, photo_discriminator, seed=0)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("weights")
@@ -50,6 +64,7 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
     parser.add_argument("--eager", action="store_true", help="run the step eagerly (no graph rewrites)")
+    parser.add_argument("--model", default="cyclegan", choices=("cyclegan", "cut"))
     args = parser.parse_args()
 
     strategy = runtime.pick_strategy(verbose=False)
@@ -57,11 +72,7 @@ def main():
         strategy = runtime.JaxDevices(keras.distribution.list_devices()[:args.devices])
     assert strategy.num_replicas_in_sync == args.devices, strategy.num_replicas_in_sync
     with runtime.run_scope(strategy), strategy.scope():
-        gan = CycleGAN(networks.build_generator(SIZE, BASE, seed=1, dropout=0, name="monet_generator"),
-                       networks.build_generator(SIZE, BASE, seed=2, dropout=0, name="photo_generator"),
-                       networks.build_discriminator(SIZE, BASE, seed=3, name="monet_discriminator"),
-                       networks.build_discriminator(SIZE, BASE, seed=4, name="photo_discriminator"),
-                       seed=0)
+        gan = build_model(args.model)
         # Adam with a large epsilon: its first step g / (|g| + eps) is then smooth in g (with the
         # default 1e-7 it is sign(g), where float rounding flips near-zero gradients).
         adam = keras.optimizers.Adam(1e-3, epsilon=1e-3)

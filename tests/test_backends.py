@@ -11,35 +11,37 @@ import sys
 import numpy as np
 import pytest
 
-from monet_keras.model.cyclegan import LOSS_NAMES
+from monet_keras.model import cut, cyclegan
 
 HERE = os.path.dirname(__file__)
-NETWORKS = ("monet_generator", "photo_generator", "monet_discriminator", "photo_discriminator")
+NETWORKS = {"cyclegan": ("monet_generator", "photo_generator", "monet_discriminator", "photo_discriminator"),
+            "cut": ("monet_generator", "patch_head", "monet_discriminator")}
+LOSS_NAMES = {"cyclegan": cyclegan.LOSS_NAMES, "cut": cut.LOSS_NAMES}
 
 
-def _step(tmp_path, name, backend, *args, devices=1):
-    """Losses and per-network weight changes of one step run by backend_step.py."""
+def _step(tmp_path, name, backend, *args, devices=1, model="cyclegan"):
+    """Losses and per-network weight changes of one step of ``model`` run by backend_step.py."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
                XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     out = tmp_path / f"{name}.npz"
     script = os.path.join(HERE, "backend_step.py")
     done = subprocess.run([sys.executable, script, str(tmp_path / "weights.npz"), str(out),
-                           "--devices", str(devices), *args],
+                           "--devices", str(devices), "--model", model, *args],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as stored:
         losses = {k.removeprefix("loss:"): float(stored[k]) for k in stored.files if k.startswith("loss:")}
         changes = {n: np.concatenate([stored[k].ravel() for k in sorted(stored.files)
-                                      if k.startswith(f"change:{n}/")]) for n in NETWORKS}
+                                      if k.startswith(f"change:{n}/")]) for n in NETWORKS[model]}
     return losses, changes
 
 
-def _assert_same(a, b, rtol):
+def _assert_same(a, b, rtol, model="cyclegan"):
     (losses_a, changes_a), (losses_b, changes_b) = a, b
-    assert losses_a.keys() == set(LOSS_NAMES) == losses_b.keys()
-    for name in LOSS_NAMES:
+    assert losses_a.keys() == set(LOSS_NAMES[model]) == losses_b.keys()
+    for name in LOSS_NAMES[model]:
         assert losses_b[name] == pytest.approx(losses_a[name], rel=rtol), name
-    for network in NETWORKS:
+    for network in NETWORKS[model]:
         want, got = changes_a[network], changes_b[network]
         assert np.linalg.norm(want) > 0, network  # every network is updated
         assert np.linalg.norm(got - want) <= rtol * np.linalg.norm(want), network
@@ -67,6 +69,18 @@ def test_jax_data_parallel_over_two_devices_equals_one(tmp_path):
     one = _step(tmp_path, "one", "jax", "--batch", "4", devices=1)
     two = _step(tmp_path, "two", "jax", "--batch", "4", devices=2)
     _assert_same(one, two, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_cut_on_jax_equals_tensorflow_and_splits_over_two_devices(tmp_path):
+    # CUT's step (PatchNCE over every position, so no random patches) on TensorFlow eagerly, on
+    # JAX, and on JAX with the global batch of 4 split over 2 devices: PatchNCE's negatives come
+    # from the same image, so splitting the batch changes nothing but float order.
+    tensorflow = _step(tmp_path, "tensorflow", "tensorflow", "--eager", model="cut")
+    one = _step(tmp_path, "one", "jax", model="cut")
+    two = _step(tmp_path, "two", "jax", devices=2, model="cut")
+    _assert_same(tensorflow, one, rtol=1e-5, model="cut")
+    _assert_same(one, two, rtol=1e-5, model="cut")
 
 
 def _train(folder, out, backend, epochs):
