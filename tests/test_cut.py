@@ -140,6 +140,18 @@ def test_nce_gradient_reaches_generator_and_head(lambda_nce, nce_identity):
         assert any(changed) == (lambda_nce > 0)
 
 
+def test_cut_trains_on_batches_of_unknown_size():
+    # A dataset batched without drop_remainder leaves the batch size unknown when the step is
+    # traced (TensorFlow could not build the gradient of PatchNCE's diagonal then).
+    import tensorflow as tf
+
+    gan = build_gan(tiny("Os", model="cut", base_filters=4, precision="float32"))
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, images[::-1])).batch(2)  # 2, then 1
+    history = gan.fit(dataset, epochs=1, verbose=0)
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return write_kaggle_folder(str(tmp_path_factory.mktemp("kaggle")), n_monet=4, n_photo=6, size=32)

@@ -80,8 +80,11 @@ def l2_normalize(x, epsilon=1e-7):
 def patch_nce(queries, keys, temperature=0.07):
     """Per-image PatchNCE of ``(B, n, D)`` normalised queries and keys: the mean over the n
     queries of the cross-entropy of ``q_i . k_j / temperature`` over j with target i. Shape (B,)."""
-    logits = ops.einsum("bid,bjd->bij", queries, ops.stop_gradient(keys)) / temperature
-    positives = ops.diagonal(logits, axis1=1, axis2=2)
+    keys = ops.stop_gradient(keys)
+    logits = ops.einsum("bid,bjd->bij", queries, keys) / temperature
+    # The diagonal q_i . k_i as a row-wise dot product: TensorFlow cannot build the gradient of
+    # a diagonal when the batch size is unknown (a dataset batched without drop_remainder).
+    positives = ops.sum(queries * keys, axis=-1) / temperature
     return ops.mean(ops.logsumexp(logits, axis=-1) - positives, axis=-1)
 
 
