@@ -39,6 +39,7 @@ class ExperimentConfig:
     generator: str = "unet"  # "unet" (report) or "resnet" (Zhu et al.'s CycleGAN generator)
     unet_inner_norm: bool = True  # instance norm on the U-Net's 1x1 bottleneck (report); it passes only beta
     upsample: str = "transpose"  # "transpose" (report) or "resize": nearest x2 + 3x3 conv (Odena et al. 2016)
+    instance_norm_epsilon: float = 1e-3  # added to the variance (report, via tensorflow-addons; PyTorch 1e-5)
 
     # optimisation
     epochs: int = 25
@@ -132,7 +133,7 @@ class ExperimentConfig:
                 bad(field, "expected a non-negative integer")
         if self.lr_decay_epochs > self.epochs:
             bad("lr_decay_epochs", f"cannot exceed epochs={self.epochs}")
-        for field in ("learning_rate", "lambda_cycle", "nce_temperature"):
+        for field in ("learning_rate", "lambda_cycle", "nce_temperature", "instance_norm_epsilon"):
             if not getattr(self, field) > 0:
                 bad(field, "expected a positive number")
         for field in ("identity_ratio", "cycle_noise_std", "lambda_nce"):

@@ -44,6 +44,26 @@ def test_instance_norm_is_per_image():
     np.testing.assert_allclose(both[:1], first, atol=1e-5)
 
 
+@pytest.mark.parametrize("build, layer", [(networks.build_generator, "down2_norm"),
+                                          (networks.build_generator, "up1_norm"),
+                                          (networks.build_discriminator, "down2_norm")])
+def test_instance_norm_is_the_tutorials(build, layer):
+    # The tutorial's tensorflow-addons InstanceNormalization: per image and channel,
+    # gamma * (x - mean) / sqrt(var + 1e-3) + beta. Small maps, as at initialisation (variance
+    # ~1e-4), where the epsilon sets the output's scale: 1e-5 would give outputs ~3x larger.
+    norm = build(32, 8, seed=0).get_layer(layer)
+    rng = np.random.default_rng(1)
+    channels = norm.gamma.shape[0]
+    gamma, beta = rng.normal(1, 0.5, channels), rng.normal(0, 0.5, channels)
+    norm.gamma.assign(gamma.astype(np.float32))
+    norm.beta.assign(beta.astype(np.float32))
+    x = (0.01 * rng.standard_normal((2, 4, 4, channels))).astype(np.float32)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=(1, 2), keepdims=True), x64.var(axis=(1, 2), keepdims=True)
+    want = gamma * (x64 - mean) / np.sqrt(var + 1e-3) + beta
+    np.testing.assert_allclose(np.asarray(norm(x)), want, rtol=1e-4, atol=1e-5)
+
+
 def test_seed_makes_weights_reproducible():
     a = networks.build_generator(32, 8, seed=3).get_weights()
     b = networks.build_generator(32, 8, seed=3).get_weights()

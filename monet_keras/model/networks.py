@@ -34,7 +34,7 @@ kernel is 3x3, not 4x4: an odd kernel is centred, so "same" padding is symmetric
 stays aligned with its input (a 4x4 one shifts it by half a pixel), at 9/16 of the weights.
 
 Instance norm is ``keras.layers.GroupNormalization(groups=-1)`` with the tutorial's gamma
-initialiser N(0, 0.02) and beta 0 (tensorflow-addons is not needed). Reflection padding is
+initialiser N(0, 0.02), beta 0 and epsilon 1e-3 (tensorflow-addons is not needed). Reflection padding is
 built from Keras's Cropping2D and Concatenate layers (:func:`reflection_pad`): every network
 here holds only Keras's own layers, so a saved ``.keras`` generator loads without this package.
 
@@ -61,15 +61,19 @@ from monet_keras.errors import MonetKerasError
 
 _CONV_INIT_STDDEV = 0.02
 _GAMMA_INIT_MEAN = 0.0  # the tutorial draws instance-norm gamma from N(0, 0.02)
+# The tutorial's tensorflow-addons InstanceNormalization adds 1e-3 to the variance (PyTorch's
+# InstanceNorm2d: 1e-5). It matters: with gamma ~ N(0, 0.02) the deeper maps start with variances
+# far below 1e-3, where the epsilon, not the map's own spread, sets the scale.
+INSTANCE_NORM_EPSILON = 1e-3
 
 
 def _conv_init(seed):
     return keras.initializers.RandomNormal(0.0, _CONV_INIT_STDDEV, seed=seed)
 
 
-def _instance_norm(seed, name):
+def _instance_norm(seed, name, epsilon):
     return layers.GroupNormalization(
-        groups=-1, epsilon=1e-5,
+        groups=-1, epsilon=epsilon,
         gamma_initializer=keras.initializers.RandomNormal(_GAMMA_INIT_MEAN, _CONV_INIT_STDDEV, seed=seed),
         name=name)
 
@@ -121,11 +125,11 @@ def _conv_layers(small_map_matmul):
     return layers.Conv2D, layers.Conv2DTranspose
 
 
-def _down(x, filters, seeds, norm, name, conv):
+def _down(x, filters, seeds, norm, name, conv, epsilon):
     x = conv(filters, 4, strides=2, padding="same", use_bias=False,
              kernel_initializer=_conv_init(seeds()), name=f"{name}_conv")(x)
     if norm:
-        x = _instance_norm(seeds(), f"{name}_norm")(x)
+        x = _instance_norm(seeds(), f"{name}_norm", epsilon)(x)
     return layers.LeakyReLU(negative_slope=0.3, name=f"{name}_lrelu")(x)
 
 
@@ -137,14 +141,14 @@ def _resize_conv(x, filters, seed, names, **options):
                          **options)(x)
 
 
-def _up(x, filters, seeds, dropout, name, deconv, upsample):
+def _up(x, filters, seeds, dropout, name, deconv, upsample, epsilon):
     """``dropout``: the rate, or 0 for none."""
     if upsample == "transpose":
         x = deconv(filters, 4, strides=2, padding="same", use_bias=False,
                    kernel_initializer=_conv_init(seeds()), name=f"{name}_deconv")(x)
     else:
         x = _resize_conv(x, filters, seeds(), (f"{name}_upsample", f"{name}_conv"), use_bias=False)
-    x = _instance_norm(seeds(), f"{name}_norm")(x)
+    x = _instance_norm(seeds(), f"{name}_norm", epsilon)(x)
     if dropout:
         x = layers.Dropout(dropout, seed=seeds(), name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
@@ -156,12 +160,14 @@ def generator_filters(image_size, base_filters=64):
 
 
 def build_generator(image_size=256, base_filters=64, seed=None, name="generator", dropout=0.5,
-                    small_map_matmul=False, inner_norm=True, upsample="transpose"):
+                    small_map_matmul=False, inner_norm=True, upsample="transpose",
+                    norm_epsilon=INSTANCE_NORM_EPSILON):
     """U-Net generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in [-1, 1].
 
     ``dropout``: rate on the first three decoder blocks (0 leaves the layers out; for tests that
     compare exact updates). ``inner_norm``: instance norm on the innermost (1x1) encoder block
     (the report's; False leaves it off). ``upsample``: "transpose" (the report's) or "resize".
+    ``norm_epsilon``: the instance norms' variance epsilon (the tutorial's 1e-3).
     """
     _check_upsample(upsample)
     seeds = _Seeds(seed)
@@ -173,12 +179,12 @@ def build_generator(image_size=256, base_filters=64, seed=None, name="generator"
     for i, filters in enumerate(down_filters):
         innermost = i == len(down_filters) - 1
         x = _down(x, filters, seeds, norm=i > 0 and (inner_norm or not innermost), name=f"down{i + 1}",
-                  conv=conv)
+                  conv=conv, epsilon=norm_epsilon)
         skips.append(x)
     # Decoder mirrors the encoder except the innermost level; dropout on the first three.
     for i, (filters, skip) in enumerate(zip(reversed(down_filters[:-1]), reversed(skips[:-1]))):
         x = _up(x, filters, seeds, dropout=dropout if i < 3 else 0, name=f"up{i + 1}", deconv=deconv,
-                upsample=upsample)
+                upsample=upsample, epsilon=norm_epsilon)
         x = layers.Concatenate(name=f"up{i + 1}_skip")([x, skip])
     last = dict(activation="tanh", dtype="float32")
     if upsample == "transpose":
@@ -217,42 +223,43 @@ def resnet_blocks(image_size):
     return 9 if image_size >= 256 else 6
 
 
-def _conv_norm_relu(x, filters, kernel, seeds, name, strides=1, padding="valid", relu=True):
+def _conv_norm_relu(x, filters, kernel, seeds, name, epsilon, strides=1, padding="valid", relu=True):
     x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False,
                       kernel_initializer=_conv_init(seeds()), name=f"{name}_conv")(x)
-    x = _instance_norm(seeds(), f"{name}_norm")(x)
+    x = _instance_norm(seeds(), f"{name}_norm", epsilon)(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
 def build_resnet_generator(image_size=256, base_filters=64, seed=None, name="generator",
-                           upsample="transpose"):
+                           upsample="transpose", norm_epsilon=INSTANCE_NORM_EPSILON):
     """Zhu et al.'s ResNet generator mapping (B, S, S, 3) images in [-1, 1] to the same shape in
-    [-1, 1]. ``upsample``: "transpose" (Zhu et al.'s) or "resize"."""
+    [-1, 1]. ``upsample``: "transpose" (Zhu et al.'s) or "resize"; ``norm_epsilon`` as for the U-Net."""
     _depth(image_size)
     _check_upsample(upsample)
     seeds = _Seeds(seed)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = reflection_pad(inputs, 3, "c7s1_pad")
-    x = _conv_norm_relu(x, base_filters, 7, seeds, "c7s1")
+    x = _conv_norm_relu(x, base_filters, 7, seeds, "c7s1", norm_epsilon)
     for i in (1, 2):
-        x = _conv_norm_relu(x, base_filters * 2 ** i, 3, seeds, f"down{i}", strides=2, padding="same")
+        x = _conv_norm_relu(x, base_filters * 2 ** i, 3, seeds, f"down{i}", norm_epsilon, strides=2,
+                            padding="same")
     for i in range(1, resnet_blocks(image_size) + 1):
         y = reflection_pad(x, 1, f"res{i}_pad1")
-        y = _conv_norm_relu(y, base_filters * 4, 3, seeds, f"res{i}_1")
+        y = _conv_norm_relu(y, base_filters * 4, 3, seeds, f"res{i}_1", norm_epsilon)
         y = reflection_pad(y, 1, f"res{i}_pad2")
-        y = _conv_norm_relu(y, base_filters * 4, 3, seeds, f"res{i}_2", relu=False)
+        y = _conv_norm_relu(y, base_filters * 4, 3, seeds, f"res{i}_2", norm_epsilon, relu=False)
         x = layers.Add(name=f"res{i}_add")([x, y])
     for i in (1, 2):
         filters, block = base_filters * 2 ** (2 - i), f"up{i}"
         if upsample == "transpose":
             x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
                                        kernel_initializer=_conv_init(seeds()), name=f"{block}_deconv")(x)
-            x = _instance_norm(seeds(), f"{block}_norm")(x)
+            x = _instance_norm(seeds(), f"{block}_norm", norm_epsilon)(x)
             x = layers.ReLU(name=f"{block}_relu")(x)
         else:
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"{block}_upsample")(x)
             x = reflection_pad(x, 1, f"{block}_pad")
-            x = _conv_norm_relu(x, filters, 3, seeds, block)
+            x = _conv_norm_relu(x, filters, 3, seeds, block, norm_epsilon)
     x = reflection_pad(x, 3, "to_image_pad")
     outputs = layers.Conv2D(3, 7, activation="tanh", kernel_initializer=_conv_init(seeds()), dtype="float32",
                             name="to_image")(x)
@@ -261,32 +268,33 @@ def build_resnet_generator(image_size=256, base_filters=64, seed=None, name="gen
 
 def build_generator_from_config(config, name, seed=None, small_map_matmul=False):
     """The generator ``config`` describes (``generator``, ``image_size``, ``base_filters``,
-    ``unet_inner_norm``, ``upsample``): what training builds, and what rebuilds a trained one."""
+    ``unet_inner_norm``, ``upsample``, ``instance_norm_epsilon``): what training builds, and what
+    rebuilds a trained one."""
     if config.generator not in GENERATORS:
         raise MonetKerasError(f"bad parameter generator={config.generator!r}: "
                               f"expected one of {', '.join(GENERATORS)}")
     if config.generator == "resnet":
         return build_resnet_generator(config.image_size, config.base_filters, seed=seed, name=name,
-                                      upsample=config.upsample)
+                                      upsample=config.upsample, norm_epsilon=config.instance_norm_epsilon)
     return build_generator(config.image_size, config.base_filters, seed=seed, name=name,
                            small_map_matmul=small_map_matmul, inner_norm=config.unet_inner_norm,
-                           upsample=config.upsample)
+                           upsample=config.upsample, norm_epsilon=config.instance_norm_epsilon)
 
 
 def build_discriminator(image_size=256, base_filters=64, seed=None, name="discriminator",
-                        small_map_matmul=False):
+                        small_map_matmul=False, norm_epsilon=INSTANCE_NORM_EPSILON):
     """PatchGAN discriminator: (B, S, S, 3) -> (B, S/8 - 2, S/8 - 2, 1) logits."""
     _depth(image_size)
     seeds = _Seeds(seed)
     conv = _conv_layers(small_map_matmul)[0]
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = _down(inputs, base_filters, seeds, norm=False, name="down1", conv=conv)
-    x = _down(x, base_filters * 2, seeds, norm=True, name="down2", conv=conv)
-    x = _down(x, base_filters * 4, seeds, norm=True, name="down3", conv=conv)
+    x = _down(inputs, base_filters, seeds, norm=False, name="down1", conv=conv, epsilon=norm_epsilon)
+    x = _down(x, base_filters * 2, seeds, norm=True, name="down2", conv=conv, epsilon=norm_epsilon)
+    x = _down(x, base_filters * 4, seeds, norm=True, name="down3", conv=conv, epsilon=norm_epsilon)
     x = layers.ZeroPadding2D(name="pad1")(x)
     x = layers.Conv2D(base_filters * 8, 4, strides=1, use_bias=False,
                       kernel_initializer=_conv_init(seeds()), name="conv")(x)
-    x = _instance_norm(seeds(), "conv_norm")(x)
+    x = _instance_norm(seeds(), "conv_norm", norm_epsilon)(x)
     x = layers.LeakyReLU(negative_slope=0.3, name="conv_lrelu")(x)
     x = layers.ZeroPadding2D(name="pad2")(x)
     outputs = layers.Conv2D(1, 4, strides=1, kernel_initializer=_conv_init(seeds()), dtype="float32",

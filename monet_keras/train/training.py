@@ -81,7 +81,8 @@ def build_networks(config, small_map_matmul=False):
                                                                small_map_matmul=small_map_matmul)
         else:
             built[name] = networks.build_discriminator(size, base, seed=seed, name=name,
-                                                       small_map_matmul=small_map_matmul)
+                                                       small_map_matmul=small_map_matmul,
+                                                       norm_epsilon=config.instance_norm_epsilon)
     return built
 
 
