@@ -84,6 +84,8 @@ CANDIDATES = {
     "resize+no-inner-norm": dict(upsample="resize", unet_inner_norm=False),
     "cut": dict(model="cut"),
     "fastcut": dict(model="cut", nce_identity=False, lambda_nce=10.0),
+    "norm-eps-1e-5": dict(instance_norm_epsilon=1e-5),  # PyTorch's; the kit's before it matched the report
+    "norm-eps-1e-5+resize": dict(instance_norm_epsilon=1e-5, upsample="resize"),
     # The Kaggle tutorial's losses are sums over the PatchGAN map, ours means: the same Adam updates
     # as ours with epsilon divided by the map's size.
     "summed-loss": lambda config: dict(adam_epsilon=KERAS_EPSILON / patch_count(config.image_size)),
