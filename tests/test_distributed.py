@@ -21,10 +21,11 @@ def test_two_replicas_match_one():
     # every tensor moves except those of the innermost level (dead at initialisation, see the script)
     dead = ["down5_conv", "down5_norm", "up1_deconv", "up1_norm"]
     assert result["not_updated"] == dead, result["not_updated"]
-    # Same update within float32 summation-order error; a loss scaled by the replica count
-    # would be off by a factor of 2 (relative difference 0.5 or 1).
-    assert result["worst_relative_update_diff"] < 1e-3, result
-    assert result["worst_relative_adam_update_diff"] < 1e-3, result  # fused Adam (accel.fused_adam)
+    # Same update within float32 summation-order error, which the initial weights amplify (up to
+    # 0.4% measured: deep maps far below instance norm's epsilon); a loss scaled by the replica
+    # count would be off by a factor of 2 (relative difference 0.5 or 1).
+    assert result["worst_relative_update_diff"] < 2e-2, result
+    assert result["worst_relative_adam_update_diff"] < 2e-2, result  # fused Adam (accel.fused_adam)
     # the replicas' copies stay equal
     assert result["replica_copy_diffs"][1] == result["replica_copy_diffs"][3] == 0, result
     for name, value in result["one_logs"].items():

@@ -120,22 +120,24 @@ def test_fused_step_with_loss_scaling_equals_reference():
 
 
 def test_fused_step_puts_every_discriminator_input_through_t(monkeypatch):
-    # A deterministic stand-in for T() (a per-pixel affine map): with it both steps must agree
-    # exactly, so the fused step applies T() to every real and fake discriminator input, and
-    # (cycle and identity losses unchanged vs no T) to nothing else.
+    # A deterministic stand-in for T() (a per-pixel square, which instance norm cannot absorb as
+    # it would an affine map): with it both steps must agree exactly, so the fused step applies
+    # T() to every real and fake discriminator input, and (cycle and identity losses unchanged vs
+    # no T) to nothing else.
     calls = []
 
     def t(x, policy, seed=None):
         calls.append(int(x.shape[0]))
-        return 0.5 * x + 0.25
+        return keras.ops.square(x) - 0.5
 
     monkeypatch.setattr(cyclegan.diffaugment, "diff_augment", t)
-    reference = _step(False, diffaugment_policy="translation")
+    # Spread weights: initial ones (gammas ~ N(0, 0.02)) leave the losses nearly blind to T().
+    reference = _step(False, spread=True, diffaugment_policy="translation")
     reference_calls, calls[:] = list(calls), []
-    fused = _step(True, diffaugment_policy="translation")
+    fused = _step(True, spread=True, diffaugment_policy="translation")
     _assert_same_step(reference, fused)
     assert reference_calls == [BATCH] * 4 and calls == [2 * BATCH] * 2
-    plain = _step(True)[0]
+    plain = _step(True, spread=True)[0]
     for name in ("cycle_loss", "identity_loss"):
         assert fused[0][name] == pytest.approx(plain[name], rel=1e-6), name
     for name in ("monet_disc_loss", "photo_disc_loss", "monet_gen_loss", "photo_gen_loss"):
