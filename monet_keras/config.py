@@ -265,7 +265,7 @@ VARIANTS = {
 
 
 def variant(name: str, **overrides) -> ExperimentConfig:
-    """The named variant of the report, with ``overrides`` applied on top."""
+    """The named variant (the report's six, or the kit's own), with ``overrides`` applied on top."""
     if name not in VARIANTS:
         raise MonetKerasError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
     return ExperimentConfig(variant=name, **VARIANTS[name]).replace(**overrides).validate()
