@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from monet_keras.config import ExperimentConfig
 from monet_keras.model import networks
-from monet_keras.model.cut import CUT, DEFAULT_NCE_LAYERS
+from monet_keras.model.cut import CUT, nce_layer_names
 from monet_keras.model.cyclegan import CycleGAN
 
 SIZE = 32
@@ -36,22 +37,16 @@ def transform(images):
     return images[..., [1, 2, 0]]
 
 
-def _generator(options, seed):
-    if options.get("generator") == "resnet":
-        return networks.build_resnet_generator(SIZE, BASE, seed=seed)
-    return networks.build_generator(SIZE, BASE, seed=seed, inner_norm=options.get("unet_inner_norm", True),
-                                    upsample=options.get("upsample", "transpose"))
-
-
 def _model(options):
     """The model ``options`` (ExperimentConfig fields) describe; its generator maps A to B."""
-    monet_generator = _generator(options, seed=1)
+    config = ExperimentConfig(image_size=SIZE, base_filters=BASE, **options).validate()
+    monet_generator = networks.build_generator_from_config(config, "monet_generator", seed=1)
     monet_discriminator = networks.build_discriminator(SIZE, BASE, seed=3)
-    if options.get("model") == "cut":
-        return CUT(monet_generator, monet_discriminator, DEFAULT_NCE_LAYERS[options.get("generator", "unet")],
-                   seed=0)
-    return CycleGAN(monet_generator, _generator(options, seed=2), monet_discriminator,
-                    networks.build_discriminator(SIZE, BASE, seed=4), seed=0, lambda_identity=0.5)
+    if config.model == "cut":
+        return CUT(monet_generator, monet_discriminator, nce_layer_names(config), seed=0)
+    return CycleGAN(monet_generator, networks.build_generator_from_config(config, "photo_generator", seed=2),
+                    monet_discriminator, networks.build_discriminator(SIZE, BASE, seed=4), seed=0,
+                    lambda_identity=0.5)
 
 
 # Epochs of 32 steps. The CycleGANs first learn to copy their input for about 5 epochs (their
