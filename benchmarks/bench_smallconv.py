@@ -25,6 +25,9 @@ tf.get_logger().setLevel("ERROR")  # one tf.function per shape is deliberate; no
 # (transposed?, input map side, input channels, output channels): the 256-px U-Net's inner layers.
 SHAPES = [(True, 1, 512, 512), (True, 2, 1024, 512), (True, 4, 1024, 512), (True, 8, 1024, 512),
           (False, 2, 512, 512), (False, 4, 512, 512), (False, 8, 512, 512), (False, 16, 512, 512)]
+# The outer layers (``--shapes all``): the U-Net's and the PatchGAN's larger maps, left to TF.
+OUTER_SHAPES = [(True, 16, 1024, 256), (True, 32, 512, 128), (True, 64, 256, 64), (True, 128, 128, 3),
+                (False, 32, 256, 512), (False, 64, 128, 256), (False, 128, 64, 128), (False, 256, 3, 64)]
 
 
 def _tf_conv_transpose(x, kernel):
@@ -52,6 +55,8 @@ def main(argv=None):
     parser.add_argument("--batches", default="1,4")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--malloc", choices=["tuned", "default"], default="tuned")
+    parser.add_argument("--shapes", choices=["inner", "all"], default="inner",
+                        help="inner: the U-Net's small maps (default); all: also its larger ones")
     args = parser.parse_args(argv)
     if args.malloc == "tuned":
         malloc.tune_malloc()
@@ -59,7 +64,7 @@ def main(argv=None):
     print(f"{'kind':>10} {'batch':>5} {'input':>12} {'c_out':>5} {'TF ms':>8} {'matmul ms':>9} "
           f"{'ratio':>6}  path used")
     for batch in (int(b) for b in args.batches.split(",")):
-        for transposed, side, c_in, c_out in SHAPES:
+        for transposed, side, c_in, c_out in SHAPES + (OUTER_SHAPES if args.shapes == "all" else []):
             x = tf.constant(rng.standard_normal((batch, side, side, c_in)).astype(np.float32))
             shape = (4, 4, c_out, c_in) if transposed else (4, 4, c_in, c_out)
             kernel = tf.Variable(0.02 * rng.standard_normal(shape).astype(np.float32))

@@ -79,9 +79,9 @@ def _output_and_gradients(layer, x):
 
 
 @pytest.mark.parametrize("transposed", [False, True])
-@pytest.mark.parametrize("size", [2, 4, 8, 16])
+@pytest.mark.parametrize("size", [2, 4, 8, 16, 32])
 def test_layers_match_keras_layers_with_gradients(transposed, size):
-    # 2-4 px take the matmul path, 8-16 px Keras's own (transposed: up to 4x4 inputs); either way
+    # 2-16 px take the matmul path, 32 px Keras's own (transposed: up to 4x4 inputs); either way
     # the layer is Keras's, with the same weights, bias and activation.
     kind = ((smallconv.Conv2DTranspose, keras.layers.Conv2DTranspose) if transposed
             else (smallconv.Conv2D, keras.layers.Conv2D))
@@ -101,7 +101,7 @@ def test_layers_take_the_matmul_path_only_on_small_maps(monkeypatch):
         original = getattr(smallconv, name)
         monkeypatch.setattr(smallconv, name, lambda x, k, name=name, original=original: (calls.append(
             (name, tuple(x.shape[1:3]))), original(x, k))[1])
-    for size in (1, 2, 4, 8, 16):
+    for size in (1, 2, 4, 8, 16, 32):
         x = np.zeros((1, size, size, 2), np.float32)
         smallconv.Conv2D(3, 4, strides=2, padding="same")(x)
         smallconv.Conv2DTranspose(3, 4, strides=2, padding="same")(x)
@@ -109,7 +109,8 @@ def test_layers_take_the_matmul_path_only_on_small_maps(monkeypatch):
     smallconv.Conv2D(3, 4, strides=1, padding="same")(np.zeros((1, 2, 2, 2), np.float32))  # stride 1: Keras's
     assert calls == [("conv_4x4_s2", (1, 1)), ("conv_transpose_4x4_s2", (1, 1)),
                      ("conv_4x4_s2", (2, 2)), ("conv_transpose_4x4_s2", (2, 2)),
-                     ("conv_4x4_s2", (4, 4)), ("conv_transpose_4x4_s2", (4, 4))]
+                     ("conv_4x4_s2", (4, 4)), ("conv_transpose_4x4_s2", (4, 4)),
+                     ("conv_4x4_s2", (8, 8)), ("conv_4x4_s2", (16, 16))]
 
 
 def _generator_pass(generator, x):

@@ -1,10 +1,10 @@
 """4x4 stride-2 'same' convolutions on small feature maps, computed as one matrix product.
 
-The U-Net's innermost levels run 4x4, stride-2 convolutions between maps of at most 8x8 pixels
-and 512-1024 channels: little arithmetic on large kernels (up to 4x4x1024x512 = 32 MB). On CPU
-TensorFlow's convolution kernels run these at 4-30 GFLOP/s (benchmarks/README.md); written as
-one matmul against the kernel, plus cheap slicing of the small maps, they run 1.3-4x faster,
-forward and backward. The result is the same convolution (same weights, same sums in another
+The U-Net's inner levels run 4x4, stride-2 convolutions between maps of at most 16x16 pixels
+and 512-1024 channels: little arithmetic on large kernels (up to 4x4x1024x512 = 32 MB), which
+TensorFlow's CPU convolution kernels run far below the CPU's peak (benchmarks/README.md); written
+as one matmul against the kernel, plus cheap slicing of the small maps, they run faster, forward
+and backward. The result is the same convolution (same weights, same sums in another
 order: float round-off only; tests/test_smallconv.py checks it against numpy).
 
 - :func:`conv_4x4_s2`: ``Conv2D(k, 4, strides=2, padding="same")``. im2col: the 4x4 patches of
@@ -26,10 +26,11 @@ compute-bound, and TF's kernels use the CPU well there).
 import keras
 import tensorflow as tf
 
-# Measured on the 2-core CPU, forward + backward, batch 1-8 (benchmarks/bench_smallconv.py):
-# convolutions to 1x1 and 2x2 maps are 1.3-2.8x faster as a matmul, to 4x4 maps 0.70-0.91x;
-# transposed convolutions from 1x1-4x4 maps 1.2-4.4x faster, from 8x8 maps 0.67-1.1x.
-MAX_CONV_OUTPUT_PIXELS = 4
+# Set from benchmarks/bench_smallconv.py (forward + backward, batch 1-8) and whole 256-px steps,
+# on AVX-512 and with oneDNN held to AVX2 (benchmarks/README.md): convolutions to maps of up to
+# 8x8 pixels are faster as a matmul on both; larger ones and transposed convolutions from 8x8
+# maps are not, or not at every batch size.
+MAX_CONV_OUTPUT_PIXELS = 64
 MAX_TRANSPOSED_INPUT_PIXELS = 16
 
 
