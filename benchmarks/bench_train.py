@@ -341,6 +341,9 @@ def main(argv=None):
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
+    unknown = set(args.precisions) - set(PEAK_DTYPES)
+    if unknown:
+        parser.error(f"unknown precision(s): {', '.join(sorted(unknown))}")
     tuned = malloc.tune_malloc() if args.malloc == "tuned" and not args.isolate else False
 
     devices = ", ".join(d.device_type for d in tf.config.list_physical_devices())
@@ -351,7 +354,8 @@ def main(argv=None):
                  if args.isolate else f"malloc: {'tuned' if tuned else 'glibc default'}"))
     peaks = {}
     if not args.no_peak:
-        for dtype in ("float32", "bfloat16") + (("float16",) if "mixed_float16" in args.precisions else ()):
+        # Only the dtypes measured: under ONEDNN_MAX_CPU_ISA=AVX2 oneDNN has no bfloat16 matmul.
+        for dtype in dict.fromkeys(["float32"] + [PEAK_DTYPES[p] for p in args.precisions]):
             peaks[dtype] = matmul_peak(dtype)
             print(f"matmul peak {dtype}: {peaks[dtype] / 1e9:.1f} GFLOP/s")
     rows = []
