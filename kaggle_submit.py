@@ -44,6 +44,7 @@ import re
 import shutil
 import sys
 
+from monet_keras.config import INFERENCE_PRECISIONS
 from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.submit import zipcheck
 from monet_keras.submit.kaggle_package import COMPETITION, kernel_metadata
@@ -114,7 +115,8 @@ def submit_file(args):
         from monet_keras.submit.translate import write_submission  # TensorFlow only when building
         zip_path = args.zip or OUTPUT_FILE
         print(write_submission(args.generator, args.photos, zip_path, batch_size=args.batch_size,
-                                  quality=args.quality, skip_corrupt=args.skip_corrupt).summary())
+                                  quality=args.quality, skip_corrupt=args.skip_corrupt,
+                                  precision=args.precision).summary())
     elif args.zip:
         zip_path = args.zip
     else:
@@ -239,6 +241,9 @@ def build_parser():
     file_parser.add_argument("--batch-size", type=int, default=32, dest="batch_size")
     file_parser.add_argument("--quality", type=int, default=95,
                              help="JPEG quality when building (default 95)")
+    file_parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                             help="the generator's compute dtype when building (default auto: "
+                                  "bfloat16 on a CPU with bfloat16 instructions, else float32)")
     file_parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",
                              help="when building, leave out (and count) unreadable or odd photos "
                                   "instead of stopping")

@@ -6,6 +6,12 @@ Baseline (the tutorial's way, as its notebook does it): photos batched by 1, for
 the folder. Ours: :func:`write_submission` (batched traced inference, JPEG encoding on a
 worker thread overlapped with the next batch, streamed into the zip; quality 95).
 
+Ours runs in each of ``--precisions`` (float32, and bfloat16: what ``precision="auto"`` picks on a
+CPU with bfloat16 instructions); the script also prints how far the bfloat16 pixels are from the
+float32 ones, before JPEG encoding. The generator's instance-norm gains are set to 1, so that its
+output varies with its input as a trained one's does (at the initial gains of N(0, 0.02) it is
+nearly constant, which would make the precisions look closer than they are).
+
 Both use the same generator object and the same photos (a synthetic Kaggle-layout TFRecord
 folder, or ``--photos``), in the same process, end to end including tf.data reading and
 ``tf.function`` tracing; one warm-up call of each runs first so TensorFlow start-up costs
@@ -13,6 +19,7 @@ neither. Prints images/s and the ratio ours / baseline (medians over ``--repeats
 rounds, which evens out other load on the machine).
 
     python benchmarks/bench_submission.py --base-filters 16 --photos-count 300
+    python benchmarks/bench_submission.py --base-filters 64 --photos-count 256 --batch-sizes 32 --repeats 2
 """
 
 import argparse
@@ -23,6 +30,7 @@ import statistics
 import tempfile
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -30,7 +38,7 @@ from PIL import Image
 from monet_keras.data.pipeline import load_images  # noqa: E402
 from monet_keras.data.source import find_images  # noqa: E402
 from monet_keras.model.networks import build_generator  # noqa: E402
-from monet_keras.submit.translate import write_submission  # noqa: E402
+from monet_keras.submit.translate import encode_jpeg, translate_function, write_submission  # noqa: E402
 from tfrecords_tools.schema import encode_example, shard_name  # noqa: E402
 
 
@@ -66,6 +74,20 @@ def tutorial_baseline(generator, photos, out_zip, work_dir):
     return i - 1
 
 
+def pixel_difference(generator, photos, count=32):
+    """Print how far the bfloat16 generator's uint8 pixels are from the float32 one's (no JPEG)."""
+    batch = next(iter(load_images(find_images(photos), 256).batch(count)))
+    exact = translate_function(generator, 256, "float32")(batch).astype(np.int16)
+    fast = translate_function(generator, 256, "bfloat16")(batch).astype(np.int16)
+    levels = np.abs(fast - exact)
+    jpeg = np.abs(np.stack([np.asarray(Image.open(io.BytesIO(encode_jpeg(image.astype(np.uint8)))))
+                            for image in exact]).astype(np.int16) - exact)
+    print(f"bfloat16 vs float32 pixels ({len(batch)} photos, before JPEG): mean |difference| "
+          f"{levels.mean():.3f} levels, 99th percentile {np.percentile(levels, 99):.0f}, max {levels.max()}, "
+          f"{(levels > 0).mean():.1%} of values differ; JPEG q95 of the float32 pixels: mean "
+          f"{jpeg.mean():.3f}, 99th percentile {np.percentile(jpeg, 99):.0f}, max {jpeg.max()}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", help="a photo folder (default: synthetic TFRecords)")
@@ -74,12 +96,18 @@ def main():
     parser.add_argument("--batch-sizes", default="16,32", help="our batch sizes to measure (default 16,32)")
     parser.add_argument("--quality", type=int, default=95)
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds; medians are reported")
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="our generator's compute dtypes to measure (default float32,bfloat16)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bench_submission.")
     try:
         photos = args.photos or synthetic_photos(os.path.join(work, "data"), args.photos_count)
         generator = build_generator(256, args.base_filters, seed=0)
+        for layer in generator.layers:  # unit gains: an output that varies with the input
+            if isinstance(layer, keras.layers.GroupNormalization):
+                layer.gamma.assign(np.ones(layer.gamma.shape))
+        precisions = args.precisions.split(",")
         source = photos if args.photos else f"{args.photos_count} synthetic 256x256 JPEGs (TFRecord)"
         print(f"settings: generator 256 px, base_filters={args.base_filters} "
               f"({generator.count_params():,} params); photos {source}; "
@@ -90,23 +118,28 @@ def main():
         tutorial_baseline(generator, warm, os.path.join(work, "warm_base.zip"), work)
         write_submission(generator, warm, os.path.join(work, "warm.zip"), batch_size=2, progress=False)
 
+        if "bfloat16" in precisions:
+            pixel_difference(generator, photos)
+
         batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-        base_rates, our_rates = [], {b: [] for b in batch_sizes}
+        ours = [(precision, b) for precision in precisions for b in batch_sizes]
+        base_rates, our_rates = [], {key: [] for key in ours}
         for _ in range(args.repeats):  # alternate, so a busy moment on the machine hits both
             start = time.perf_counter()
             n_base = tutorial_baseline(generator, photos, os.path.join(work, "baseline.zip"), work)
             base_rates.append(n_base / (time.perf_counter() - start))
-            for batch_size in batch_sizes:
+            for precision, batch_size in ours:
                 report = write_submission(generator, photos, os.path.join(work, f"images_{batch_size}.zip"),
-                                          batch_size=batch_size, quality=args.quality, progress=False)
+                                          batch_size=batch_size, quality=args.quality, progress=False,
+                                          precision=precision)
                 assert report.count == n_base
-                our_rates[batch_size].append(report.images_per_second)
+                our_rates[precision, batch_size].append(report.images_per_second)
         base_rate = statistics.median(base_rates)
         print(f"baseline (tutorial: batch 1, eager call, PIL save to folder, make_archive): "
               f"{base_rate:.2f} images/s ({n_base} images, median of {args.repeats})")
-        for batch_size in batch_sizes:
-            rate = statistics.median(our_rates[batch_size])
-            print(f"ours (write_submission, batch {batch_size}, quality {args.quality}): "
+        for precision, batch_size in ours:
+            rate = statistics.median(our_rates[precision, batch_size])
+            print(f"ours (write_submission, {precision}, batch {batch_size}, quality {args.quality}): "
                   f"{rate:.2f} images/s  ratio {rate / base_rate:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,15 @@ import logging
 import os
 import sys
 
-from monet_keras.config import GENERATORS, MODELS, UPSAMPLINGS, VARIANTS, ExperimentConfig, variant
+from monet_keras.config import (
+    GENERATORS,
+    INFERENCE_PRECISIONS,
+    MODELS,
+    UPSAMPLINGS,
+    VARIANTS,
+    ExperimentConfig,
+    variant,
+)
 from monet_keras.errors import MonetKerasError, run_command
 from monet_keras.evaluate import features, metrics
 from monet_keras.submit import zipcheck
@@ -127,7 +135,7 @@ def _translate(args):
                               f"(--allow-small accepts fewer, for demo data)")
     result = translate.write_submission(args.generator, files, args.out, batch_size=args.batch_size,
                                         quality=args.quality, image_size=args.image_size,
-                                        skip_corrupt=args.skip_corrupt)
+                                        skip_corrupt=args.skip_corrupt, precision=args.precision)
     print(result.summary())
     return zipcheck.report(args.out, zipcheck.validate_zip(args.out, min_count, max_count),
                            min_count, max_count)
@@ -148,6 +156,9 @@ def _add_translate(commands):
                         help=f"JPEG quality 1-100 (default {TRANSLATE_QUALITY})")
     parser.add_argument("--image-size", type=int, dest="image_size",
                         help="input size, only for a generator without a fixed one")
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="auto",
+                        help="the generator's compute dtype (default auto: bfloat16 on a CPU with "
+                             "bfloat16 instructions, else float32)")
     parser.add_argument("--allow-small", action="store_true",
                         help=f"accept fewer than {zipcheck.MIN_COUNT:,} photos (demo data); says so")
     parser.add_argument("--skip-corrupt", action="store_true", dest="skip_corrupt",

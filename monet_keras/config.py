@@ -14,6 +14,7 @@ from monet_keras.errors import MonetKerasError
 SAMPLINGS = ("over", "under")
 ADVERSARIAL_LOSSES = ("bce", "lsgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+INFERENCE_PRECISIONS = ("auto", "float32", "bfloat16")  # the images.zip writer's generator
 GENERATORS = ("unet", "resnet")
 MODELS = ("cyclegan", "cut")
 UPSAMPLINGS = ("transpose", "resize")

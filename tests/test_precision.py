@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from kaggle_fixtures import write_kaggle_folder
 
-from monet_keras.accel import policy
+from monet_keras.accel import cpu, policy
 from monet_keras.config import tiny
+from monet_keras.errors import MonetKerasError
 from monet_keras.train import checkpoints
 from monet_keras.train.training import build_gan, train
 
@@ -51,3 +52,33 @@ def test_resolve_precision():
     assert policy.resolve_precision("auto", "tpu") == "mixed_bfloat16"
     assert policy.resolve_precision("mixed_float16", "tpu") == "mixed_float16"
     assert policy.resolve(None, "auto").precision == "float32"  # this test machine is a CPU
+
+
+def test_native_bfloat16_from_cpu_flags_and_onednn_cap(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                       "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\n")
+    flags = cpu.cpu_flags(str(cpuinfo))
+    assert {"avx2", "avx512f", "avx512_bf16"} <= flags and "processor" not in flags
+    assert cpu.cpu_flags(str(tmp_path / "missing")) == frozenset()
+    assert cpu.native_bfloat16(flags, max_isa="")
+    assert cpu.native_bfloat16(flags, max_isa="avx512_core_bf16")
+    assert cpu.native_bfloat16(flags, max_isa="ALL")
+    assert not cpu.native_bfloat16(flags, max_isa="AVX2")  # oneDNN held to an AVX2 machine's kernels
+    assert not cpu.native_bfloat16(flags, max_isa="AVX512_CORE_VNNI")
+    assert not cpu.native_bfloat16(frozenset({"avx2", "avx512f"}), max_isa="")
+    assert cpu.native_bfloat16(frozenset({"amx_bf16"}), max_isa="AVX512_CORE_AMX")
+
+
+def test_inference_precision(monkeypatch):
+    monkeypatch.setattr(cpu, "native_bfloat16", lambda: True)
+    assert policy.inference_precision("auto", "cpu", "tensorflow") == "bfloat16"
+    assert policy.inference_precision("auto", backend="tensorflow") == "bfloat16"  # this machine: a CPU
+    assert policy.inference_precision("auto", "gpu", "tensorflow") == "float32"
+    assert policy.inference_precision("auto", "cpu", "jax") == "float32"
+    assert policy.inference_precision("float32", "cpu", "tensorflow") == "float32"
+    monkeypatch.setattr(cpu, "native_bfloat16", lambda: False)
+    assert policy.inference_precision("auto", "cpu", "tensorflow") == "float32"
+    assert policy.inference_precision("bfloat16", "gpu", "jax") == "bfloat16"  # asked for: kept
+    with pytest.raises(MonetKerasError, match="bad parameter precision='mixed_bfloat16'"):
+        policy.inference_precision("mixed_bfloat16")

@@ -79,7 +79,8 @@ def generator(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(photos, generator, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("out") / "images.zip")
-    report = translate.write_submission(generator[0], photos[0], out, batch_size=4, progress=False)
+    report = translate.write_submission(generator[0], photos[0], out, batch_size=4, progress=False,
+                                        precision="float32")
     return out, report
 
 
@@ -119,6 +120,33 @@ def test_output_is_the_generators_translation(photos, generator, written):
         assert np.percentile(np.abs(got[n] - expected[n]), 99) < 16, n
     # the check can fail: another photo's translation is far off
     assert np.abs(got[names[0]] - expected[names[1]]).mean() > 15
+
+
+def test_bfloat16_translation(photos, generator, tmp_path):
+    _, model = generator
+    fast = translate.computing_in(model, "bfloat16")
+    convs = [layer for layer in fast.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert all(np.array_equal(a, b) for a, b in zip(fast.get_weights(), model.get_weights(), strict=True))
+    assert translate.computing_in(model, "float32") is model
+
+    names = sorted(photos[1])[:4]
+    batch = np.stack([np.asarray(Image.fromarray(photos[1][n]).resize((GEN_SIZE, GEN_SIZE), Image.BILINEAR),
+                                 np.float32) / 127.5 - 1.0 for n in names])
+    exact = translate.translate_function(model, GEN_SIZE, "float32")(batch).astype(float)
+    rounded = translate.translate_function(model, GEN_SIZE, "bfloat16")(batch).astype(float)
+    assert rounded.shape == exact.shape == (len(names), 256, 256, 3)
+    # bfloat16 keeps 8 significant bits: pixels move by a level or two, and some do move
+    assert np.abs(rounded - exact).mean() < 1.0 and np.abs(rounded - exact).max() <= 8
+    assert np.any(rounded != exact)
+    for image, name in zip(rounded, names, strict=True):  # and against the independent computation
+        assert np.abs(image - _expected(model, photos[1][name])).mean() < 1.5, name
+
+    out = tmp_path / "bf16.zip"
+    report = translate.write_submission(generator[0], photos[0], out, batch_size=4, progress=False,
+                                        precision="bfloat16")
+    assert report.precision == "bfloat16" and "bfloat16" in report.summary() and report.count == sum(SHARDS)
+    assert zipcheck.validate_zip(str(out), 1, 100) == []
 
 
 def test_quality_parameter_sets_the_jpeg_tables(photos, generator, tmp_path):
@@ -190,6 +218,8 @@ def test_bad_inputs_are_one_line_errors(photos, generator, tmp_path):
         translate.write_submission(generator[1], photos[0], tmp_path / "o.zip", batch_size=0)
     with pytest.raises(MonetKerasError, match="quality"):
         translate.write_submission(generator[1], photos[0], tmp_path / "o.zip", quality=101)
+    with pytest.raises(MonetKerasError, match="bad parameter precision='float16'"):
+        translate.write_submission(generator[1], photos[0], tmp_path / "o.zip", precision="float16")
 
 
 def test_count_photos_from_shard_names(photos, tmp_path):

@@ -14,6 +14,9 @@ replica count, by measurement where there is one (benchmarks/README.md):
 - ``tune_malloc`` (:mod:`.malloc`): CPU only (either backend), where the step's 1.2 GB of tensors per 256-px
   step go through glibc; ``MONET_KERAS_MALLOC=default`` turns it off.
 - ``precision``: ``"auto"`` means mixed bfloat16 on TPU, float32 elsewhere.
+
+Inference (the images.zip writer) has its own choice, :func:`inference_precision`: bfloat16 on
+a CPU with bfloat16 instructions, where the generator's forward pass is clearly faster that way.
 """
 
 import contextlib
@@ -21,7 +24,9 @@ import dataclasses
 
 import keras
 
-from monet_keras.accel import runtime
+from monet_keras.accel import cpu, runtime
+from monet_keras.config import INFERENCE_PRECISIONS
+from monet_keras.errors import MonetKerasError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +82,22 @@ def resolve_precision(precision, device):
     if precision == "auto":
         return "mixed_bfloat16" if device == "tpu" else "float32"
     return precision
+
+
+def inference_precision(precision="auto", device=None, backend=None):
+    """The dtype a generator computes in when it translates photos: ``"auto"`` -> ``"bfloat16"`` on
+    TensorFlow on a CPU with bfloat16 instructions (:func:`cpu.native_bfloat16`), where the
+    forward pass measured about 1.5x faster with pixels within a level or two of float32's
+    (benchmarks/README.md); ``"float32"`` elsewhere (emulated bfloat16 is slower; GPU, TPU and
+    JAX unmeasured). ``device`` and ``backend`` default to where this process runs."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise MonetKerasError(f"bad parameter precision={precision!r}: expected one of "
+                              f"{', '.join(INFERENCE_PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    backend = backend or keras.backend.backend()
+    device = device or runtime.device_class(runtime.current_strategy())
+    return "bfloat16" if backend == "tensorflow" and device == "cpu" and cpu.native_bfloat16() else "float32"
 
 
 @contextlib.contextmanager

@@ -5,9 +5,10 @@ The pipeline, for N photos and batch size B:
 1. tf.data reads the photos (TFRecords or JPEGs, :mod:`monet_keras.data.pipeline`), decodes them to
    float32 in [-1, 1] at the generator's input size S (bilinear, antialiased resize when the
    photos are not S x S) and batches them, prefetching in the background;
-2. one traced ``tf.function`` per batch: ``generator(x, training=False)``; when S != 256 the
-   output is resized to 256x256 (bilinear, antialiased); then ``round((y + 1) * 127.5)``
-   clipped to uint8;
+2. one traced ``tf.function`` per batch: ``generator(x, training=False)``, in bfloat16 on a CPU
+   with bfloat16 instructions, else float32 (``precision``, see
+   :func:`monet_keras.accel.policy.inference_precision`); when S != 256 the output is resized
+   to 256x256 (bilinear, antialiased); then ``round((y + 1) * 127.5)`` clipped to uint8;
 3. a worker thread JPEG-encodes that batch with Pillow (``quality``, default 95; Pillow's
    default 75 is what the Kaggle tutorial used) while the next batch runs on the generator;
 4. the main thread appends each JPEG as ``<image_name>.jpg`` (flat, ZIP_STORED: JPEG does not
@@ -35,6 +36,7 @@ import tensorflow as tf
 from keras import ops
 from PIL import Image
 
+from monet_keras.accel import policy
 from monet_keras.data import pipeline
 from monet_keras.data.source import DomainFiles, find_images
 from monet_keras.errors import MonetKerasError
@@ -60,6 +62,7 @@ class SubmissionReport:
     batch_size: int
     quality: int
     zip_bytes: int
+    precision: str  # the generator's compute dtype
 
     @property
     def images_per_second(self):
@@ -67,7 +70,7 @@ class SubmissionReport:
 
     def summary(self):
         return (f"wrote {self.path}: {self.count} JPEG images {OUTPUT_SIZE}x{OUTPUT_SIZE} "
-                f"(quality {self.quality}, generator input {self.generator_size} px), "
+                f"(quality {self.quality}, generator input {self.generator_size} px, {self.precision}), "
                 f"{self.zip_bytes / 1e6:.1f} MB in {self.seconds:.1f} s "
                 f"({self.images_per_second:.1f} images/s)")
 
@@ -123,10 +126,34 @@ def _encode_batch(names, pixels, quality):
     return [(name, encode_jpeg(image, quality)) for name, image in zip(names, pixels)]
 
 
-def translate_function(model, input_size):
+def computing_in(model, precision):
+    """``model``, or for ``precision="bfloat16"`` a copy with the same weights whose layers compute
+    in bfloat16 (Keras's ``mixed_bfloat16``: float32 weights, cast per layer). A model Keras cannot
+    clone (subclassed) stays float32, with a logged warning."""
+    if precision == "float32":
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "mixed_bfloat16"
+        return layer.__class__.from_config(config)
+
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+    except (ValueError, TypeError) as error:
+        logger.warning("generator %s runs in float32: it cannot be cloned to bfloat16 (%s)",
+                       model.name, error)
+        return model
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def translate_function(model, input_size, precision="float32"):
     """A compiled function: float (B, S, S, 3) photos in [-1, 1] -> uint8 (B, 256, 256, 3) paintings,
-    returned as a numpy array. TensorFlow traces it with ``tf.function``; JAX jits the generator's
-    stateless call (the weights are arguments, not constants baked into the program)."""
+    returned as a numpy array, computed in ``precision`` ("float32" or "bfloat16"). TensorFlow
+    traces it with ``tf.function``; JAX jits the generator's stateless call (the weights are
+    arguments, not constants baked into the program)."""
+    model = computing_in(model, precision)
     if keras.backend.backend() == "jax":
         return _jax_translate_function(model, input_size)
 
@@ -186,7 +213,8 @@ def _user_error(error, files, batch_size):
 
 
 def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, quality=DEFAULT_QUALITY,
-                     image_size=None, progress=True, skip_corrupt=False) -> SubmissionReport:
+                     image_size=None, progress=True, skip_corrupt=False,
+                     precision="auto") -> SubmissionReport:
     """Translate every photo at ``photos`` with ``generator`` into a flat zip of 256x256 JPEGs.
 
     ``generator``: a ``keras.Model`` or a ``.keras`` path. ``photos``: anything
@@ -194,12 +222,14 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
     .tfrec files, one .tfrec, or DomainFiles, which may be checked already). ``image_size`` is only
     needed for a generator without a fixed input size. ``progress``: show a ``keras.utils.Progbar``.
     ``skip_corrupt``: check every photo first and leave out the unreadable or odd ones (a logged
-    warning); else an unreadable photo stops it with an error naming it.
+    warning); else an unreadable photo stops it with an error naming it. ``precision``: "auto"
+    (:func:`monet_keras.accel.policy.inference_precision`), "float32" or "bfloat16".
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise MonetKerasError(f"bad parameter batch_size={batch_size!r}: expected a positive integer")
     if not isinstance(quality, int) or not 1 <= quality <= 100:
         raise MonetKerasError(f"bad parameter quality={quality!r}: expected 1..100")
+    precision = policy.inference_precision(precision)
     out_zip = os.fspath(out_zip)
     if os.path.isdir(out_zip):
         raise MonetKerasError(f"output {out_zip} is a folder; give a file name such as images.zip")
@@ -208,7 +238,7 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
         files = files.checked(skip_corrupt=True)
     model = load_generator(generator)
     size = generator_input_size(model, image_size)
-    translate = translate_function(model, size)
+    translate = translate_function(model, size, precision)
     batches = pipeline.load_images(files, size, with_names=True).batch(batch_size).prefetch(2)
     bar = keras.utils.Progbar(count_photos(files), unit_name="image") if progress else None
 
@@ -250,4 +280,5 @@ def write_submission(generator, photos, out_zip, batch_size=DEFAULT_BATCH_SIZE, 
     if bar is not None and bar.target != written:
         bar.update(written, finalize=True)
     seconds = time.time() - start
-    return SubmissionReport(out_zip, written, seconds, size, batch_size, quality, os.path.getsize(out_zip))
+    return SubmissionReport(out_zip, written, seconds, size, batch_size, quality, os.path.getsize(out_zip),
+                            precision)

@@ -195,10 +195,11 @@ def reserve_seconds(first_s, later_s, count, items_per_call):
 def measure_translation(generator, files, image_size, count, batch_size=32, quality=95, clock=time.monotonic):
     """Seconds to reserve for writing images.zip of ``count`` photos: two batches of ``files`` translated
     by ``generator`` and JPEG-encoded as :func:`monet_keras.submit.translate.write_submission` does."""
+    from monet_keras.accel import policy
     from monet_keras.data.pipeline import iterate, load_images
     from monet_keras.submit import translate
 
-    run = translate.translate_function(generator, image_size)
+    run = translate.translate_function(generator, image_size, policy.inference_precision())
     times = []
     for photos in iterate(files, load_images(files, image_size).batch(batch_size).take(2)):
         start = clock()
