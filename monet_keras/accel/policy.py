@@ -87,7 +87,7 @@ def resolve_precision(precision, device):
 def inference_precision(precision="auto", device=None, backend=None):
     """The dtype a generator computes in when it translates photos: ``"auto"`` -> ``"bfloat16"`` on
     TensorFlow on a CPU with bfloat16 instructions (:func:`cpu.native_bfloat16`), where the
-    forward pass measured about 1.5x faster with pixels within a level or two of float32's
+    forward pass measured clearly faster, with pixels within a level or two of float32's
     (benchmarks/README.md); ``"float32"`` elsewhere (emulated bfloat16 is slower; GPU, TPU and
     JAX unmeasured). ``device`` and ``backend`` default to where this process runs."""
     if precision not in INFERENCE_PRECISIONS:
