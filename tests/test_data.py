@@ -108,6 +108,17 @@ def test_fixed_steps_per_epoch_repeats(folder):
     assert len(list(train.dataset.take(7))) == 7  # more than one pass of 20 // 4 = 5 batches
 
 
+@pytest.mark.parametrize("kind", ["tfrecord", "jpeg"])
+def test_readers_run_without_the_autotuning_thread(tmp_path, kind):
+    # Deleting an iterator waits out the autotuner's sleep (up to a minute): every reader is off it.
+    root = write_kaggle_folder(str(tmp_path), n_monet=3, n_photo=4, size=32, kind=kind)
+    monet, photo = find_domain(root, "monet"), find_domain(root, "photo")
+    paired, _ = pipeline.paired_dataset(monet, photo, 3, 4, "over", batch_size=2, image_size=32, seed=0)
+    readers = [paired, pipeline.load_images(photo, 32, with_names=True).batch(2).prefetch(2)]
+    assert [reader.options().autotune.enabled for reader in readers] == [False, False]
+    assert len(list(paired)) == 2
+
+
 def test_batch_larger_than_epoch(folder):
     monet, photo = find_domain(folder, "monet"), find_domain(folder, "photo")
     with pytest.raises(MonetKerasError, match="batch_size"):

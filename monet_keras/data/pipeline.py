@@ -38,10 +38,24 @@ _READ_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.erro
 
 # --- raw records: (name, jpeg bytes) -------------------------------------------------------
 
+def _without_autotuning(dataset):
+    """``dataset`` with tf.data's autotuning off, for every dataset built on it.
+
+    The autotuner's thread sleeps through its optimisation period (growing to a minute) without
+    waking when its iterator is deleted, and the deletion waits for it: a stall of up to a minute
+    at the end of ``fit``, of every epoch that re-iterates the dataset and of images.zip. Off, a
+    parallel map uses every core and the input still outruns training many times over
+    (benchmarks/README.md)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def _raw_records(files: DomainFiles):
     """Unbatched dataset of ``(name, jpeg_bytes)`` string pairs, in file order, less the records
     ``files.skip`` marks. When some are marked the reader also stops quietly at a truncated
-    TFRecord file instead of failing (the check marked the record where it breaks)."""
+    TFRecord file instead of failing (the check marked the record where it breaks). tf.data's
+    autotuning is off for it and everything read from it (:func:`_without_autotuning`)."""
     skip = files.skip or frozenset()
     if files.kind == "tfrecord":
         def keyed(path):  # record keys as source.record_key writes them: path#index
@@ -51,12 +65,13 @@ def _raw_records(files: DomainFiles):
         def parse(_key, serialized):
             record = schema.parse_example(serialized)
             return record["image_name"], record["image"]
-        records = tf.data.Dataset.from_tensor_slices(list(files.paths)).flat_map(keyed)
+        records = _without_autotuning(tf.data.Dataset.from_tensor_slices(list(files.paths)).flat_map(keyed))
         if skip:  # stop quietly at a truncated file; bad records are dropped before parsing
             records = records.ignore_errors()
         return _without(records, skip).map(parse, num_parallel_calls=AUTOTUNE)
     names = [_stem(p) for p in files.paths]
-    records = _without(tf.data.Dataset.from_tensor_slices((list(files.paths), names)), skip)
+    records = _without_autotuning(tf.data.Dataset.from_tensor_slices((list(files.paths), names)))
+    records = _without(records, skip)
     return records.map(lambda path, name: (name, tf.io.read_file(path)), num_parallel_calls=AUTOTUNE)
 
 
