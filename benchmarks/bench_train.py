@@ -29,14 +29,22 @@ Also printed:
 ``--cli`` times what a user feels instead: whole runs of the real ``python -m monet_keras train``
 command and of a tutorial-style ``fit`` loop (:func:`tutorial_fit`: Keras's own layers and Adam,
 ``CycleGAN(fused_step=False)``, ``model.fit`` on a plain TFRecord pipeline, ``verbose=0``, no
-callbacks), each in its own process on a fresh 256-px demo data set, with ``--cli-steps`` (few,
-many) steps; a variant's marginal step is (T(many) - T(few)) / (many - few), which leaves out
-start-up, tracing and the epoch's end. Runs alternate between the two and the bench steps of
-``kit`` and ``reference`` (this script, in its own process) for ``--rounds`` rounds.
+callbacks), each in its own process on a fresh 256-px demo data set, ``--cli-epochs`` epochs of
+``--cli-steps`` (few, many) steps. Two measures of each one's step:
+
+- marginal: (T(many) - T(few)) / (epochs * (many - few)) over whole runs, which leaves out
+  start-up, tracing and the epochs' ends (both runs have as many);
+- inside: the last epoch's seconds over its steps in the ``many`` run (the command's
+  ``history.csv``; the tutorial loop times its epochs the same way), which leaves out the whole-run
+  costs that vary from run to run (the end of ``fit``, the disk) and keeps every per-step cost
+  (callbacks, progress bar, input pipeline).
+
+Runs alternate between the two and the bench steps of ``kit`` and ``reference`` (this script, in
+its own process) for ``--rounds`` rounds.
 
 Example: ``python benchmarks/bench_train.py --sizes 256 --batches 1 --steps 10``;
-``python benchmarks/bench_train.py --cli --sizes 256 --rounds 2``; ``--cli-backends tensorflow,jax``
-times the command on both Keras backends in the same rounds.
+``python benchmarks/bench_train.py --cli --sizes 256 --rounds 3 --cli-steps 2,12``;
+``--cli-backends tensorflow,jax`` times the command on both Keras backends in the same rounds.
 """
 
 import argparse
@@ -162,10 +170,24 @@ def pipeline_images_per_second(batch, n_batches=100, size=256):
         return 2 * batch * n_batches / (time.perf_counter() - start)
 
 
-def tutorial_fit(data_dir, size, base, steps):
+class EpochSeconds(keras.callbacks.Callback):
+    """Each epoch's wall seconds, measured as the command's history.csv measures them."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.time() - self._start)
+
+
+def tutorial_fit(data_dir, size, base, steps, epochs=1):
     """The Kaggle tutorial's training, as its notebook does it: TFRecords -> decode -> zip -> fit,
-    Keras's own layers and Adam, the straightforward step, no callbacks, ``verbose=0``;
-    ``steps`` steps in one epoch."""
+    Keras's own layers and Adam, the straightforward step, ``verbose=0``; ``epochs`` epochs of
+    ``steps`` steps. Prints each epoch's seconds as JSON (the only callback: two clock reads an epoch)."""
     def images(domain):
         files = tf.io.gfile.glob(os.path.join(data_dir, f"{domain}_tfrec", "*.tfrec"))
 
@@ -180,7 +202,9 @@ def tutorial_fit(data_dir, size, base, steps):
     gan = CycleGAN(**nets, fused_step=False, seed=0)
     gan.compile(keras.optimizers.Adam(2e-4, beta_1=0.5))
     pairs = tf.data.Dataset.zip((images("monet"), images("photo")))
-    gan.fit(pairs, epochs=1, steps_per_epoch=steps, verbose=0)
+    timer = EpochSeconds()
+    gan.fit(pairs, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+    print(json.dumps({"epoch_seconds": timer.seconds}))
 
 
 def _timed_run(command):
@@ -197,30 +221,38 @@ def _timed_run(command):
 
 
 def cli_step_times(args, size):
-    """Marginal s/step of the ``train`` command and of :func:`tutorial_fit` per round, and the
-    kit's and the reference's bench steps (medians over ``--steps``, timed alternately in one
-    process), each run in its own process, alternating."""
+    """Per round: the marginal and the inside s/step of the ``train`` command (each backend) and of
+    :func:`tutorial_fit`, and the kit's and the reference's bench steps (medians over ``--steps``,
+    timed alternately in one process); each run in its own process, alternating."""
+    from monet_keras.train.run_folder import read_history
     from tfrecords_tools.demo import make_demo
 
     few, many = args.cli_steps
+    epochs = args.cli_epochs
     base = str(args.base_filters)
     commands = [f"command ({backend})" for backend in args.cli_backends]
-    results = {**{name: [] for name in commands}, "tutorial": [], "kit": [], "reference": []}
+    results = {name: {"marginal": [], "inside": []} for name in [*commands, "tutorial"]}
+    results.update(kit=[], reference=[])
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "demo")
         make_demo(data, n_monet=30, n_photos=60, size=256, seed=0)
 
         def command(backend):
-            def make(steps, run):
-                return [sys.executable, "-m", "monet_keras", "train", "--backend", backend, "--data", data,
-                        "--out", os.path.join(tmp, run), "--image-size", str(size), "--base-filters", base,
-                        "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", str(steps),
-                        "--time-budget", "none", *args.cli_set]
-            return make
+            def run(steps, name):
+                out = os.path.join(tmp, name)
+                seconds, _ = _timed_run([
+                    sys.executable, "-m", "monet_keras", "train", "--backend", backend, "--data", data,
+                    "--out", out, "--image-size", str(size), "--base-filters", base, "--batch-size", "1",
+                    "--epochs", str(epochs), "--steps-per-epoch", str(steps), "--time-budget", "none",
+                    *args.cli_set])
+                return seconds, [row["seconds"] for row in read_history(os.path.join(out, "history.csv"))]
+            return run
 
-        def tutorial(steps, run):
-            return [sys.executable, os.path.abspath(__file__), "--tutorial-fit", data, "--sizes", str(size),
-                    "--base-filters", base, "--steps", str(steps)]
+        def tutorial(steps, name):
+            seconds, out = _timed_run([
+                sys.executable, os.path.abspath(__file__), "--tutorial-fit", data, "--sizes", str(size),
+                "--base-filters", base, "--steps", str(steps), "--cli-epochs", str(epochs)])
+            return seconds, json.loads(out.strip().splitlines()[-1])["epoch_seconds"]
 
         kit = [sys.executable, os.path.abspath(__file__), "--sizes", str(size), "--batches", "1",
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--base-filters", base,
@@ -228,11 +260,14 @@ def cli_step_times(args, size):
         for round_ in range(args.rounds):
             runs = [*((name, command(backend)) for name, backend in zip(commands, args.cli_backends)),
                     ("tutorial", tutorial)]
-            for index, (name, make) in enumerate(runs):
-                (t_few, _), (t_many, _) = (_timed_run(make(n, f"{index}-{round_}-{n}")) for n in (few, many))
-                results[name].append((t_many - t_few) / (many - few))
-                print(f"  {name}: {few} steps {t_few:.1f} s, {many} steps {t_many:.1f} s -> "
-                      f"{results[name][-1]:.3f} s/step", flush=True)
+            for index, (name, run) in enumerate(runs):
+                (t_few, _), (t_many, epoch_seconds) = (run(n, f"{index}-{round_}-{n}") for n in (few, many))
+                marginal = (t_many - t_few) / (epochs * (many - few))
+                inside = epoch_seconds[-1] / many
+                results[name]["marginal"].append(marginal)
+                results[name]["inside"].append(inside)
+                print(f"  {name}: {epochs} epochs of {few} steps {t_few:.1f} s, of {many} {t_many:.1f} s"
+                      f" -> marginal {marginal:.3f} s/step; last epoch {inside:.3f} s/step", flush=True)
             _, out = _timed_run(kit)
             bench = json.loads(out.strip().splitlines()[-1])["times"]
             for name in ("kit", "reference"):
@@ -244,20 +279,29 @@ def cli_step_times(args, size):
 
 def _cli_main(args):
     few, many = args.cli_steps
+    epochs = args.cli_epochs
+    if epochs < 2 or not 0 < few < many:
+        raise SystemExit("--cli needs --cli-epochs of 2 or more (the last epoch is timed without tracing) "
+                         "and --cli-steps few,many with 0 < few < many")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU cores, "
-          f"load average {os.getloadavg()[0]:.2f}; marginal s/step = (T({many}) - T({few})) / {many - few}, "
-          f"base {args.base_filters}, batch 1")
+          f"load average {os.getloadavg()[0]:.2f}; base {args.base_filters}, batch 1; {epochs} epochs a run; "
+          f"marginal s/step = (T({many} steps) - T({few})) / {epochs * (many - few)}; "
+          f"inside = the last epoch's seconds / {many}")
     for size in args.sizes:
         results = cli_step_times(args, size)
-        median = {name: statistics.median(times) for name, times in results.items()}
-        tutorial, kit = median["tutorial"], median["kit"]
-        print(f"{size} px: tutorial fit {tutorial:.3f} s/step, kit bench step (TensorFlow) {kit:.3f}, "
-              f"reference bench step {median['reference']:.3f} (medians over rounds)", flush=True)
+        kit = statistics.median(results["kit"])
+        tutorial = {m: statistics.median(results["tutorial"][m]) for m in ("marginal", "inside")}
+        print(f"{size} px: kit bench step (TensorFlow) {kit:.3f} s/step, reference bench step "
+              f"{statistics.median(results['reference']):.3f}; tutorial fit {tutorial['marginal']:.3f} "
+              f"marginal, {tutorial['inside']:.3f} inside (medians over rounds)", flush=True)
         for backend in args.cli_backends:
-            command = median[f"command ({backend})"]
-            print(f"  command on {backend}: {command:.3f} s/step, "
-                  f"speed over tutorial {tutorial / command:.2f}x, "
-                  f"command step / kit step {command / kit:.3f}", flush=True)
+            runs = results[f"command ({backend})"]
+            for measure in ("marginal", "inside"):
+                command = statistics.median(runs[measure])
+                per_round = ", ".join(f"{c / k:.3f}" for c, k in zip(runs[measure], results["kit"]))
+                print(f"  command on {backend}, {measure}: {command:.3f} s/step, "
+                      f"speed over tutorial {tutorial[measure] / command:.2f}x, "
+                      f"command step / kit step {command / kit:.3f} (per round {per_round})", flush=True)
 
 
 def _ints(text):
@@ -328,7 +372,9 @@ def main(argv=None):
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline")
     parser.add_argument("--cli", action="store_true",
                         help="time the real train command and a tutorial-style fit loop (marginal s/step)")
-    parser.add_argument("--cli-steps", type=_ints, default=[2, 12], help="with --cli: few,many steps per run")
+    parser.add_argument("--cli-steps", type=_ints, default=[2, 12],
+                        help="with --cli: few,many steps per epoch of a run")
+    parser.add_argument("--cli-epochs", type=int, default=2, help="with --cli: epochs per run (2 or more)")
     parser.add_argument("--cli-backends", type=_words, default=["tensorflow"],
                         help="with --cli: the Keras backends to time the train command on (tensorflow,jax)")
     parser.add_argument("--cli-set", action="append", default=[], metavar="ARG",
@@ -338,7 +384,7 @@ def main(argv=None):
     parser.add_argument("--tutorial-fit", metavar="DATA", help=argparse.SUPPRESS)  # one run, for --cli
     args = parser.parse_args(argv)
     if args.tutorial_fit:
-        return tutorial_fit(args.tutorial_fit, args.sizes[0], args.base_filters, args.steps)
+        return tutorial_fit(args.tutorial_fit, args.sizes[0], args.base_filters, args.steps, args.cli_epochs)
     if args.cli:
         return _cli_main(args)
     unknown = set(args.variants) - set(VARIANTS)
