@@ -76,6 +76,7 @@ CANDIDATES = {
     "lsgan": dict(adversarial_loss="lsgan"),
     "pool50": dict(pool_size=50),
     "ema0.99": dict(ema_decay=0.99),
+    "bf16": dict(precision="mixed_bfloat16"),  # the networks compute in bfloat16, weights stay float32
     "lr-decay": lambda config: dict(lr_decay_epochs=config.epochs // 2),  # linear to 0 over the last half
     "zhu": lambda config: dict(adversarial_loss="lsgan", pool_size=50, lr_decay_epochs=config.epochs // 2),
     "resnet": dict(generator="resnet"),
