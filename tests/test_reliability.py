@@ -1,6 +1,7 @@
 """Fault injection: a killed run resumes; a NaN stops training at once; random bytes never crash
 the reader."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from monet_keras.errors import MonetKerasError
 from monet_keras.train import checkpoints
 from monet_keras.train.run_folder import RunFolder
 from monet_keras.train.training import build_gan, train
+from tfrecords_tools.atomic import atomic_path
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
@@ -74,6 +76,33 @@ def test_nan_loss_stops_at_once_and_keeps_last_good_state(tmp_path):
     kept = checkpoints.list_checkpoints(os.path.join(config.out_dir, "checkpoints"))
     assert [os.path.basename(p) for p in kept] == ["epoch-0001.npz"]
     assert os.path.getmtime(checkpoint) == stamp
+
+
+def test_full_disk_while_checkpointing_stops_with_one_line_and_keeps_the_last_one(tmp_path, monkeypatch):
+    folder = write_kaggle_folder(str(tmp_path / "data"), n_monet=4, n_photo=4, size=32)
+    config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=2)
+    train(config, verbose=0)
+    directory = os.path.join(config.out_dir, "checkpoints")
+    before = open(os.path.join(directory, "epoch-0001.npz"), "rb").read()
+
+    def disk_fills_up(file, **arrays):
+        file.write(b"PK" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(np, "savez", disk_fills_up)
+    with pytest.raises(MonetKerasError) as info:
+        train(config.replace(epochs=2), verbose=0)
+    assert str(info.value).startswith(f"cannot write {os.path.join(directory, 'epoch-0002.npz')}: ")
+    assert "space" in str(info.value) and "\n" not in str(info.value)
+    assert sorted(os.listdir(directory)) == ["epoch-0001.npz"]  # no partial file left
+    assert open(os.path.join(directory, "epoch-0001.npz"), "rb").read() == before
+
+
+def test_atomic_path_passes_other_os_errors_on(tmp_path):
+    target = tmp_path / "kept.txt"
+    target.write_text("old")
+    with pytest.raises(NotADirectoryError), atomic_path(target) as tmp:
+        open(os.path.join(tmp, "not-a-folder", "x"), "w")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["kept.txt"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,8 +1,14 @@
 """Write files so that a crash never leaves a half-written file under the final name."""
 
 import contextlib
+import errno
 import os
 import tempfile
+
+from tfrecords_tools.errors import UserError
+
+# Failures to write that the user fixes (free space, permissions), not bugs of the kit.
+_CANNOT_WRITE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @contextlib.contextmanager
@@ -10,13 +16,18 @@ def atomic_path(path, suffix=""):
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     ``suffix`` keeps the extension some writers insist on (Keras wants ``.keras``).
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched; a full disk or a
+    folder that cannot be written becomes a :class:`UserError` naming ``path``.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part",
-                               dir=directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part",
+                                   dir=directory)
+    except OSError as e:
+        _raise_if_cannot_write(e, path)
+        raise
     os.close(fd)
     if suffix:
         # Some writers refuse names that do not end in their extension.
@@ -29,9 +40,18 @@ def atomic_path(path, suffix=""):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:
+        _raise_if_cannot_write(e, path)
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _raise_if_cannot_write(error, path):
+    if error.errno in _CANNOT_WRITE:
+        hint = " (free some disk space and run again)" if error.errno == errno.ENOSPC else ""
+        raise UserError(f"cannot write {path}: {error.strerror or error}{hint}") from None
 
 
 def write_text(path, text):
