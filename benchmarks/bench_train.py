@@ -371,7 +371,8 @@ def main(argv=None):
     parser.add_argument("--no-peak", action="store_true", help="skip the matmul peak")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline")
     parser.add_argument("--cli", action="store_true",
-                        help="time the real train command and a tutorial-style fit loop (marginal s/step)")
+                        help="time the real train command and a tutorial-style fit loop "
+                             "(marginal and inside s/step)")
     parser.add_argument("--cli-steps", type=_ints, default=[2, 12],
                         help="with --cli: few,many steps per epoch of a run")
     parser.add_argument("--cli-epochs", type=int, default=2, help="with --cli: epochs per run (2 or more)")
