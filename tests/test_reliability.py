@@ -83,7 +83,8 @@ def test_full_disk_while_checkpointing_stops_with_one_line_and_keeps_the_last_on
     config = tiny("Os", data_dir=folder, out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=2)
     train(config, verbose=0)
     directory = os.path.join(config.out_dir, "checkpoints")
-    before = open(os.path.join(directory, "epoch-0001.npz"), "rb").read()
+    last = tmp_path / "run" / "checkpoints" / "epoch-0001.npz"
+    before = last.read_bytes()
 
     def disk_fills_up(file, **arrays):
         file.write(b"PK" * 1000)
@@ -94,14 +95,14 @@ def test_full_disk_while_checkpointing_stops_with_one_line_and_keeps_the_last_on
     assert str(info.value).startswith(f"cannot write {os.path.join(directory, 'epoch-0002.npz')}: ")
     assert "space" in str(info.value) and "\n" not in str(info.value)
     assert sorted(os.listdir(directory)) == ["epoch-0001.npz"]  # no partial file left
-    assert open(os.path.join(directory, "epoch-0001.npz"), "rb").read() == before
+    assert last.read_bytes() == before
 
 
 def test_atomic_path_passes_other_os_errors_on(tmp_path):
     target = tmp_path / "kept.txt"
     target.write_text("old")
     with pytest.raises(NotADirectoryError), atomic_path(target) as tmp:
-        open(os.path.join(tmp, "not-a-folder", "x"), "w")
+        open(os.path.join(tmp, "not-a-folder", "x"), "w").close()
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["kept.txt"]
 
 

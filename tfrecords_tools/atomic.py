@@ -21,37 +21,38 @@ def atomic_path(path, suffix=""):
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    try:
+    with _write_errors_named(path):
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix + ".part",
                                    dir=directory)
-    except OSError as e:
-        _raise_if_cannot_write(e, path)
-        raise
     os.close(fd)
     if suffix:
         # Some writers refuse names that do not end in their extension.
         os.remove(tmp)
         tmp = tmp[: -len(".part")]
     try:
-        yield tmp
-        # mkstemp makes the file owner-only; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        _raise_if_cannot_write(e, path)
-        raise
+        with _write_errors_named(path):
+            yield tmp
+            # mkstemp makes the file owner-only; give it the permissions a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _raise_if_cannot_write(error, path):
-    if error.errno in _CANNOT_WRITE:
-        hint = " (free some disk space and run again)" if error.errno == errno.ENOSPC else ""
-        raise UserError(f"cannot write {path}: {error.strerror or error}{hint}") from None
+@contextlib.contextmanager
+def _write_errors_named(path):
+    """Turn a failure to write that the user fixes into a :class:`UserError` naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _CANNOT_WRITE:
+            raise
+        hint = " (free some disk space and run again)" if e.errno == errno.ENOSPC else ""
+        raise UserError(f"cannot write {path}: {e.strerror or e}{hint}") from None
 
 
 def write_text(path, text):
