@@ -63,6 +63,7 @@ class ExperimentConfig:
     nce_patches: int = 256  # patches sampled per layer and image
     nce_temperature: float = 0.07
     nce_identity: bool = True  # PatchNCE(y, G(y)) on Monet images too (FastCUT: false)
+    nce_flip_equivariance: bool = False  # G's input flipped at random, its features back (FastCUT: true)
 
     # augmentation (training only)
     augment: bool = False
@@ -109,8 +110,9 @@ class ExperimentConfig:
             bad("model", f"expected one of {', '.join(MODELS)}")
         if self.model == "cut" and self.cycle_noise_std:
             bad("cycle_noise_std", "CUT has no cycle; expected 0 with model=cut")
-        if not isinstance(self.nce_identity, bool):
-            bad("nce_identity", "expected true or false")
+        for field in ("nce_identity", "nce_flip_equivariance"):
+            if not isinstance(getattr(self, field), bool):
+                bad(field, "expected true or false")
         if not isinstance(self.nce_layers, str) or any(not n.strip() for n in self.nce_layers.split(",")
                                                        if self.nce_layers.strip()):
             bad("nce_layers", "expected comma-separated layer names, or empty for the defaults")

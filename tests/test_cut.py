@@ -140,6 +140,45 @@ def test_nce_gradient_reaches_generator_and_head(lambda_nce, nce_identity):
         assert any(changed) == (lambda_nce > 0)
 
 
+@pytest.mark.parametrize("flip", [True, False])
+def test_flip_equivariance_compares_flipped_back_features(flip, monkeypatch):
+    """FastCUT's flip: keys from the unflipped photo, queries from G(flip(photo)) flipped back."""
+    generator = networks.build_generator(32, 4, seed=0, dropout=0)  # no dropout: G is deterministic
+    for layer in generator.layers:  # unit gains: with the initial N(0, 0.02) G hardly sees its input
+        if hasattr(layer, "gamma"):
+            layer.gamma.assign(np.ones(layer.gamma.shape, np.float32))
+    layers = cut.DEFAULT_NCE_LAYERS["unet"]
+    gan = cut.CUT(generator, networks.build_discriminator(32, 4, seed=1), layers, nce_identity=False,
+                  nce_patches=1024, flip_equivariance=True, seed=0)  # every position: no sampling
+    monkeypatch.setattr(gan, "_flip_coin", lambda: keras.ops.convert_to_tensor(flip))
+    rng = np.random.default_rng(0)
+    monet, photo = (rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32) for _ in range(2))
+    terms, _, _ = gan.step_losses((keras.ops.convert_to_tensor(monet), keras.ops.convert_to_tensor(photo)))
+
+    features = patchnce.feature_model(generator, layers)
+    keys = features.predict_on_batch(photo)
+    translated = generator.predict_on_batch(np.ascontiguousarray(photo[:, :, ::-1]) if flip else photo)
+    queries = [q[:, :, ::-1] if flip else q for q in features.predict_on_batch(translated)]
+    head = {la.name: la.get_weights() for la in gan.patch_head.layers if isinstance(la, keras.layers.Dense)}
+    indices = [np.arange(k.shape[1] * k.shape[2]) for k in keys]
+    want = _numpy_patch_nce(keys, queries, head, indices)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(terms["nce_loss"]), want, rtol=1e-4)
+    if flip:  # the flipped translation's features, compared unflipped, score differently
+        unflipped = features.predict_on_batch(translated)
+        assert not np.allclose(_numpy_patch_nce(keys, unflipped, head, indices), want, rtol=1e-3)
+
+
+def test_fastcut_trains_through_the_kit():
+    gan = build_gan(tiny("Os", model="cut", base_filters=4, nce_identity=False, lambda_nce=10.0,
+                         nce_flip_equivariance=True, precision="float32"))
+    assert gan.flip_equivariance
+    before = _weights(gan.monet_generator)
+    _one_step(gan)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(gan.monet_generator)))
+    with pytest.raises(MonetKerasError, match="nce_flip_equivariance"):
+        tiny("Os", model="cut", nce_flip_equivariance="maybe")
+
+
 def test_cut_trains_on_batches_of_unknown_size():
     # A dataset batched without drop_remainder leaves the batch size unknown when the step is
     # traced (TensorFlow could not build the gradient of PatchNCE's diagonal then).

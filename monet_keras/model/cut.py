@@ -8,6 +8,10 @@ Monet y and G(y) is added too, and the two NCE terms are averaged, as the refere
     G loss = adversarial + (nce + nce_identity) / 2     (nce alone without nce_identity)
     D loss = (loss(D(y), real) + loss(D(G(x)), fake)) / 2
 
+With ``flip_equivariance`` (FastCUT), each step flips G's input left-right with probability 1/2
+and flips the translation's features back before PatchNCE compares them with the unflipped
+input's, so G(flip(x)) must be flip(G(x)) patch by patch.
+
 The head's weights train with G (it is on the generator side). Batches are the kit's
 ``(real_monet, real_photo)`` pairs; losses are per example over the global batch, and the step
 on both backends is :class:`~monet_keras.model.adversarial.AdversarialModel`'s.
@@ -55,6 +59,7 @@ class CUT(AdversarialModel):
         nce_identity: add PatchNCE(y, G(y)) for Monet images y (CUT: on; FastCUT: off).
         nce_patches: patches sampled per layer and image (fewer when a map is smaller).
         nce_temperature: the softmax temperature (0.07).
+        flip_equivariance: flip G's input at random and its features back (FastCUT: on).
         head_units: width of the MLP head (the reference's 256).
         adversarial_loss: ``"bce"`` or ``"lsgan"`` (the reference's default).
         augmenter, diffaugment_policy, image_pool_monet: as in :class:`~.cyclegan.CycleGAN`.
@@ -62,8 +67,9 @@ class CUT(AdversarialModel):
     """
 
     def __init__(self, monet_generator, monet_discriminator, nce_layers, lambda_nce=1.0, nce_identity=True,
-                 nce_patches=256, nce_temperature=0.07, head_units=256, adversarial_loss="bce",
-                 augmenter=None, diffaugment_policy="", image_pool_monet=None, seed=None, **kwargs):
+                 nce_patches=256, nce_temperature=0.07, flip_equivariance=False, head_units=256,
+                 adversarial_loss="bce", augmenter=None, diffaugment_policy="", image_pool_monet=None,
+                 seed=None, **kwargs):
         self.nce_identity = bool(nce_identity)
         super().__init__(LOSS_NAMES if self.nce_identity else LOSS_NAMES[:3], **kwargs)
         self.monet_generator = monet_generator
@@ -79,6 +85,8 @@ class CUT(AdversarialModel):
         self.lambda_nce = float(lambda_nce)
         self.nce_patches = int(nce_patches)
         self.nce_temperature = float(nce_temperature)
+        self.flip_equivariance = bool(flip_equivariance)
+        self.flip_seed = keras.random.SeedGenerator(None if seed is None else seed + 5)
         self.adversarial_loss = adversarial_loss
         self.augmenter = augmenter
         self.diffaugment_policy = diffaugment_policy
@@ -106,6 +114,24 @@ class CUT(AdversarialModel):
             images = diffaugment.diff_augment(images, self.diffaugment_policy, seed=self.diffaugment_seed)
         return self.monet_discriminator(images, training=True)
 
+    def _flip_coin(self):
+        """True on about half the steps: whether :meth:`_translate_for_nce` flips this one."""
+        return keras.random.uniform((), seed=self.flip_seed) < 0.5
+
+    def _translate_for_nce(self, sources):
+        """``(G(sources), key maps, query maps)``: the NCE features of the sources and of their
+        translations, position for position. Without flip equivariance G runs once and its own
+        encoder pass gives the keys; with it G may see the sources flipped, so the keys come from
+        a pass over the unflipped sources and the queries are flipped back."""
+        if not self.flip_equivariance:
+            outputs, *key_maps = self.translate_with_features(sources, training=True)
+            return outputs, key_maps, self.nce_features(outputs, training=True)
+        flip = self._flip_coin()
+        outputs = self.monet_generator(ops.where(flip, ops.flip(sources, axis=2), sources), training=True)
+        queries = self.nce_features(outputs, training=True)
+        queries = [ops.where(flip, ops.flip(q, axis=2), q) for q in queries]  # back to the sources' places
+        return outputs, self.nce_features(sources, training=True), queries
+
     def step_losses(self, data):
         """``(terms, generator_loss, discriminator_loss)`` of :class:`AdversarialModel`.
 
@@ -120,8 +146,7 @@ class CUT(AdversarialModel):
             real_photo = self.augmenter(real_photo, training=True)
 
         sources = ops.concatenate([real_photo, real_monet], axis=0) if self.nce_identity else real_photo
-        outputs, *key_maps = self.translate_with_features(sources, training=True)
-        query_maps = self.nce_features(outputs, training=True)
+        outputs, key_maps, query_maps = self._translate_for_nce(sources)
         indices = patchnce.draw_patch_indices(key_maps, self.nce_patches, self.patch_seed)
         nce = self.lambda_nce * patchnce.patch_nce_loss(key_maps, query_maps, self.patch_head, indices,
                                                         self.nce_temperature)

@@ -119,7 +119,8 @@ def build_gan(config, strategy=None, speed=None):
 def _cut(config, nets):
     return CUT(**nets, nce_layers=nce_layer_names(config), lambda_nce=config.lambda_nce,
                nce_identity=config.nce_identity, nce_patches=config.nce_patches,
-               nce_temperature=config.nce_temperature, adversarial_loss=config.adversarial_loss,
+               nce_temperature=config.nce_temperature, flip_equivariance=config.nce_flip_equivariance,
+               adversarial_loss=config.adversarial_loss,
                augmenter=augment.from_config(config), diffaugment_policy=config.diffaugment,
                image_pool_monet=_pool(config, 1), seed=config.seed)
 
