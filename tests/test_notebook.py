@@ -120,6 +120,14 @@ def test_papermill_run_of_cut(experiment_runs):
         assert len(archive.namelist()) == 10
 
 
+def test_papermill_run_of_best(experiment_runs):
+    # The parameters cell's learning_rate = None keeps Best's step; its epsilon is not in the cell.
+    run = experiment_runs.run_dir("Best")
+    config = ExperimentConfig.load(os.path.join(run, "config.json"))
+    assert (config.variant, config.learning_rate, config.instance_norm_epsilon) == ("Best", 4e-4, 1e-5)
+    assert os.path.getsize(os.path.join(run, "monet_generator.keras")) > 0
+
+
 @pytest.mark.slow
 def test_papermill_run_on_jax(experiment_runs, tmp_path):
     # The whole notebook on Keras's JAX backend: training, figures, the evaluation and images.zip.

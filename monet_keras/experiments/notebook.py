@@ -14,6 +14,8 @@ leaves out are left out everywhere (figures, training, examples, images.zip, eva
 import dataclasses
 import logging
 import os
+import types
+import typing
 
 from monet_keras.config import ExperimentConfig, variant
 from monet_keras.data import source
@@ -41,12 +43,15 @@ def config_from_namespace(namespace, strategy=None):
 
     ``namespace``: a dict such as the notebook's ``globals()``. Its ``variant`` picks the report's
     model; every other name that is an ExperimentConfig field overrides that variant (so any
-    field papermill injects takes effect, whether or not the ``parameters`` cell lists it).
+    field papermill injects takes effect, whether or not the ``parameters`` cell lists it), except
+    a ``None`` where the field has no None setting: that keeps the variant's value (the cell's
+    ``learning_rate = None`` runs each variant with its own rate).
     ``out_dir=""`` means :func:`default_out_dir`; ``data_dir=""`` means
     :func:`monet_keras.data.source.find_data` (Kaggle's data, else demo data).
     """
-    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    overrides = {name: namespace[name] for name in fields if name in namespace and name != "variant"}
+    overrides = {f.name: namespace[f.name] for f in dataclasses.fields(ExperimentConfig)
+                 if f.name in namespace and f.name != "variant"
+                 and (namespace[f.name] is not None or _takes_none(f))}
     name = namespace.get("variant", "Os")
     config = variant(name, **overrides)
     if not config.out_dir:
@@ -56,6 +61,11 @@ def config_from_namespace(namespace, strategy=None):
     config = config.replace(data_dir=found.path)
     logger.info(f"run folder: {os.path.abspath(config.out_dir)}")
     return config
+
+
+def _takes_none(field):
+    """Whether None is one of the field's own settings (``steps_per_epoch``, ``time_budget``)."""
+    return isinstance(field.type, types.UnionType) and type(None) in typing.get_args(field.type)
 
 
 def changed_fields(config):
