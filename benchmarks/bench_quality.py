@@ -33,6 +33,7 @@ ratio of its mean to Os's (same budget, same seeds), the steps trained and the s
     python benchmarks/bench_quality.py                                   # every candidate, 500 steps, 3 seeds
     python benchmarks/bench_quality.py --candidates Os,lsgan --seeds 2 --steps 300 --base-filters 32
     python benchmarks/bench_quality.py --seconds 120
+    python benchmarks/bench_quality.py --candidates Os,Best --seconds 180 --first-seed 3
 """
 
 import argparse
@@ -48,7 +49,7 @@ import time
 import keras
 import numpy as np
 
-from monet_keras.config import variant
+from monet_keras.config import VARIANTS, variant
 from monet_keras.evaluate.features import extract_features, standin_extractor
 from monet_keras.evaluate.metrics import kid
 from monet_keras.model import networks
@@ -84,12 +85,18 @@ CANDIDATES = {
     "no-inner-norm": dict(unet_inner_norm=False),
     "resize+no-inner-norm": dict(upsample="resize", unet_inner_norm=False),
     "cut": dict(model="cut"),
-    "fastcut": dict(model="cut", nce_identity=False, lambda_nce=10.0),
+    "fastcut": dict(model="cut", nce_identity=False, lambda_nce=10.0, nce_flip_equivariance=True),
     "norm-eps-1e-5": dict(instance_norm_epsilon=1e-5),  # PyTorch's; the kit's before it matched the report
     "norm-eps-1e-5+resize": dict(instance_norm_epsilon=1e-5, upsample="resize"),
     # The Kaggle tutorial's losses are sums over the PatchGAN map, ours means: the same Adam updates
     # as ours with epsilon divided by the map's size.
     "summed-loss": lambda config: dict(adam_epsilon=KERAS_EPSILON / patch_count(config.image_size)),
+    # Step size and batch: the report's Adam (2e-4, beta_1 0.5) at batch 1 against faster learning.
+    "lr4e-4": dict(learning_rate=4e-4),
+    "lr8e-4": dict(learning_rate=8e-4),
+    "lr4e-4+norm-eps-1e-5": dict(learning_rate=4e-4, instance_norm_epsilon=1e-5),
+    "batch4+lr8e-4": dict(batch_size=4, learning_rate=8e-4),
+    "Best": VARIANTS["Best"],  # the kit's preset, chosen from the rows above
 }
 
 
@@ -177,7 +184,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default=",".join(CANDIDATES),
                         help=f"comma-separated, of: {', '.join(CANDIDATES)} (default: all)")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per candidate, training seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per candidate (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="training seeds FIRST..FIRST+N-1 (fresh seeds check a choice made on others)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=500, help="steps per run (default 500)")
     budget.add_argument("--seconds", type=float, help="wall time per run instead of a step count")
@@ -222,8 +231,9 @@ def benchmark(args, names, work):
         base = variant(BASELINE, **common, epochs=1000, steps_per_epoch=args.epoch_steps,
                        time_budget=args.seconds)
         budget_text = f"{args.seconds:g} s of wall time (epochs of {args.epoch_steps} steps)"
-    print(f"# bench_quality: {args.size} px, base {args.base_filters}, batch 1, {budget_text}, "
-          f"seeds 0-{args.seeds - 1}; {args.monet} paintings / {args.photos} photos (unpaired), "
+    seeds = f"{args.first_seed}-{args.first_seed + args.seeds - 1}"
+    print(f"# bench_quality: {args.size} px, base {args.base_filters}, batch 1 (unless a candidate sets it), "
+          f"{budget_text}, seeds {seeds}; {args.monet} paintings / {args.photos} photos (unpaired), "
           f"{args.pairs} held-out pairs; {platform.node()}, {os.cpu_count()} CPUs, "
           f"keras {keras.__version__} ({keras.backend.backend()}), {time.strftime('%Y-%m-%d %H:%M')}",
           flush=True)
@@ -232,7 +242,7 @@ def benchmark(args, names, work):
     rows = {}
     for name in names:
         rows[name] = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             config, epsilon = candidate_config(name, base, seed)
             config = config.replace(out_dir=os.path.join(work, "runs", name, str(seed)))
             scores, steps, seconds = run_one(config, epsilon, photos, paintings, extractor, real_features)

@@ -3,7 +3,8 @@
 ``experiment_runs`` runs ``python -m monet_keras experiments`` in-process once per session on a
 tiny demo data set: Os in full (evaluation and images.zip), Us without evaluation and
 submission, Os+Aug made to fail inside the notebook (more Monet paintings held out than exist),
-Us+Aug with a value ExperimentConfig rejects before anything runs, and the kit's CUT in full.
+Us+Aug with a value ExperimentConfig rejects before anything runs, and the kit's CUT in full and
+Best without evaluation and submission.
 """
 
 import dataclasses
@@ -12,7 +13,7 @@ import os
 import pytest
 
 TINY = dict(image_size="32", base_filters="8", epochs="1", steps_per_epoch="2", batch_size="1")
-VARIANTS = ("Os", "Us", "Os+Aug", "Us+Aug", "CUT")
+VARIANTS = ("Os", "Us", "Os+Aug", "Us+Aug", "CUT", "Best")
 
 
 @dataclasses.dataclass
@@ -33,6 +34,7 @@ def runner_argv(data_dir, runs_dir, variants=VARIANTS):
     for key, value in TINY.items():
         argv += ["-p", key, value]
     per_variant = [("Us:evaluate", "false"), ("Us:make_submission", "false"),
+                   ("Best:evaluate", "false"), ("Best:make_submission", "false"),
                    ("Os+Aug:holdout_monet", "100"), ("Us+Aug:image_size", "48")]
     for key, value in per_variant:
         if key.split(":")[0] in variants:

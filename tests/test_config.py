@@ -16,6 +16,10 @@ def test_variants():
     assert list(cfg.REPORT_VARIANTS) == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"]
     assert list(cfg.VARIANTS)[:6] == list(cfg.REPORT_VARIANTS)  # the report's first, in its order
     assert cfg.variant("CUT").model == "cut" and cfg.variant("CUT").sampling == "over"
+    best = cfg.variant("Best")  # Os, with the epsilon and the step the quality benchmark chose
+    assert (best.sampling, best.model, best.generator, best.augment, best.diffaugment) == ("over", "cyclegan",
+                                                                                          "unet", False, "")
+    assert (best.learning_rate, best.instance_norm_epsilon) == (4e-4, 1e-5)
     assert cfg.variant("Os").sampling == "over"
     assert cfg.variant("Us").sampling == "under"
     assert cfg.variant("Us+Aug").augment and cfg.variant("Us+Aug").sampling == "under"

@@ -22,14 +22,14 @@ def read_csv(path):
 def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
     runs = experiment_runs
     assert runs.exit_code == 1  # two variants failed
-    assert sorted(os.listdir(runs.runs_dir)) == ["CUT", "Os", "Os_Aug", "Us", "Us_Aug", "results.csv",
+    assert sorted(os.listdir(runs.runs_dir)) == ["Best", "CUT", "Os", "Os_Aug", "Us", "Us_Aug", "results.csv",
                                                   "results.md", "results.png"]
-    for name in ("Os", "Us", "CUT"):
+    for name in ("Os", "Us", "CUT", "Best"):
         assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_cyclegan.ipynb"))
         assert os.path.isfile(os.path.join(runs.run_dir(name), "monet_generator.keras"))
     rows = {row["variant"]: row for row in read_csv(os.path.join(runs.runs_dir, "results.csv"))}
-    assert list(rows) == ["Os", "Us", "Os+Aug", "Us+Aug", "CUT"]
-    assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed", "ok"]
+    assert list(rows) == ["Os", "Us", "Os+Aug", "Us+Aug", "CUT", "Best"]
+    assert [rows[n]["status"] for n in rows] == ["ok", "ok", "failed", "failed", "ok", "ok"]
 
     # Os+Aug failed inside the notebook (executed notebook kept), Us+Aug before it ran
     assert rows["Os+Aug"]["error"].startswith("UserError: bad parameter holdout_monet=100")
@@ -84,7 +84,8 @@ def test_second_invocation_skips_finished_variants(experiment_runs, capsys):
 def test_folder_names_and_variant_lists():
     assert [ex.folder_name(n) for n in ("Os", "Us+Aug", "Os+DiffAug")] == ["Os", "Us_Aug", "Os_DiffAug"]
     assert ex.parse_variants("report") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug"]
-    assert ex.parse_variants("all") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug", "CUT"]
+    assert ex.parse_variants("all") == ["Os", "Us", "Os+Aug", "Us+Aug", "Os+DiffAug", "Us+DiffAug", "CUT",
+                                        "Best"]
     assert ex.parse_variants(" Us , Os,Us") == ["Us", "Os"]
     with pytest.raises(MonetKerasError, match="unknown variant 'Bogus'"):
         ex.parse_variants("Os,Bogus")

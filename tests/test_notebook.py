@@ -170,6 +170,12 @@ def test_config_from_namespace(demo_data_dir, no_kaggle, monkeypatch):
         nb.config_from_namespace(dict(namespace, image_size=48))
     with pytest.raises(MonetKerasError, match="unknown variant 'Bogus'"):
         nb.config_from_namespace(dict(namespace, variant="Bogus"))
+    # None keeps the variant's value, except where None is the field's own setting.
+    kept = nb.config_from_namespace(dict(namespace, sampling=None, diffaugment=None, learning_rate=None,
+                                         time_budget=None))
+    assert (kept.sampling, kept.diffaugment) == ("under", "color,translation,cutout")
+    assert kept.learning_rate == 2e-4
+    assert kept.time_budget is None and kept.steps_per_epoch is None
 
 
 def test_out_dir_defaults_to_kaggle_working_on_kaggle(monkeypatch):

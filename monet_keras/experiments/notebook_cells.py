@@ -35,7 +35,9 @@ CELLS = [
 
 A parameterised notebook for Kaggle's *I'm Something of a Painter Myself* (`gan-getting-started`),
 built on the `monet_keras` library: it trains one of the report's six CycleGAN models or one of the
-kit's own variants, draws its figures, estimates its MiFID and writes `images.zip`.
+kit's own variants, draws its figures, estimates its MiFID and writes `images.zip`. For a
+submission, set `variant = "Best"`: the report's Os with the settings that made better paintings
+in the kit's quality benchmark.
 
 * **On Kaggle**: add the competition data and the `monet-keras` dataset (the library, see
   `python -m monet_keras package-kaggle`), pick an accelerator, then *Run all*.
@@ -46,7 +48,7 @@ Every figure is also saved as a PNG in the run folder (`out_dir`)."""),
     ("code", """\
 # Parameters: names are ExperimentConfig fields (monet_keras/config.py). Any other field of it
 # (e.g. lambda_cycle, aug_rotation, pool_size) can be added here or passed with papermill's -p.
-variant = "Os"            # the report's Os, Us, Os+Aug, Us+Aug, Os+DiffAug, Us+DiffAug; or CUT
+variant = "Os"            # the report's Os, Us, Os+Aug, Us+Aug, Os+DiffAug, Us+DiffAug; or CUT, Best
 data_dir = ""             # "" = Kaggle input folder (GCS path on a TPU), else built-in demo data
 out_dir = ""              # "" = /kaggle/working on Kaggle, else runs/notebook
 epochs = 25
@@ -54,7 +56,7 @@ batch_size = 1
 steps_per_epoch = None    # None = one full epoch of the sampling scheme
 image_size = 256
 base_filters = 64
-learning_rate = 2e-4
+learning_rate = None      # None = the variant's: 2e-4 (the report's), 4e-4 (Best)
 lr_decay_epochs = 0
 cycle_noise_std = 0.0     # report eq. 8 ("adversarial self-defense"): 0.08 in the report's test
 holdout_monet = 0
