@@ -62,7 +62,7 @@ def test_runner_runs_each_variant_and_reports_failures(experiment_runs):
 
     markdown = open(os.path.join(runs.runs_dir, "results.md"), encoding="utf-8").read()
     assert "local estimates" in markdown and "NOT comparable to Kaggle" in markdown
-    assert markdown.count("\n| ") == 6  # header + 5 variants
+    assert markdown.count("\n| ") == 7  # header + 6 variants
     assert "- Os+Aug: UserError: bad parameter holdout_monet=100" in markdown
 
 
@@ -76,7 +76,7 @@ def test_second_invocation_skips_finished_variants(experiment_runs, capsys):
     assert "Os: finished before" in out and "Us: finished before" in out and "running" not in out
     assert [os.stat(p).st_mtime_ns for p in notebooks] == before
     statuses = [row["status"] for row in read_csv(os.path.join(runs.runs_dir, "results.csv"))]
-    assert statuses == ["ok", "ok", "failed", "failed", "ok"]
+    assert statuses == ["ok", "ok", "failed", "failed", "ok", "ok"]
 
 
 # --- the pieces ------------------------------------------------------------------------------
